@@ -1,0 +1,164 @@
+"""The Backend interface: async completion with streaming, cancellation, structured output
+and per-call metrics. The embedded llama.cpp backend and server backends implement it."""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from enum import IntEnum
+from typing import Any, Literal
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+from pydantic import BaseModel, ConfigDict, Field
+
+from continuum.persona import Persona
+
+metrics_log = logging.getLogger("continuum.metrics")
+
+
+class Priority(IntEnum):
+    """Lower runs first. A shared-analysis pass queued after renders still runs before them."""
+
+    ANALYSIS = 0
+    RENDER = 10
+    BACKGROUND = 20
+
+
+class SlotKey(BaseModel):
+    """Where a persona's KV state lives: one slot per (persona, adapter set).
+    KV computed under one LoRA set is wrong under another, so adapters are part of the key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    persona_id: str
+    adapters: tuple[str, ...] = ()
+
+    @classmethod
+    def for_persona(cls, persona: Persona, active_adapters: frozenset[str] | None = None
+                    ) -> SlotKey:
+        adapters = persona.adapter_set if active_adapters is None else active_adapters
+        return cls(persona_id=persona.id, adapters=tuple(sorted(adapters)))
+
+
+class GenerationSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    max_tokens: int = Field(default=200, gt=0)
+    temperature: float = Field(default=0.7, ge=0.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    top_k: int = Field(default=40, ge=0)
+    repeat_penalty: float = Field(default=1.1, ge=0.0)
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    @classmethod
+    def for_persona(cls, persona: Persona, **overrides: Any) -> GenerationSettings:
+        fields = {k: v for k, v in persona.model.model_dump().items()
+                  if v is not None and k in cls.model_fields}
+        fields.update(overrides)
+        return cls(**fields)
+
+
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    prompt: str
+    slot: SlotKey | None = None  # None: a scratch slot, no reuse expected
+    settings: GenerationSettings = GenerationSettings()
+    json_schema: dict[str, Any] | None = None  # grammar-constrained JSON output
+    priority: int = Priority.RENDER
+    queue_timeout_s: float | None = 120.0
+    timeout_s: float | None = 300.0
+
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+class InferenceMetrics(BaseModel):
+    """What one call cost, by the backend's own counts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backend: str
+    slot_id: int | None
+    prompt_tokens: int
+    reused_tokens: int
+    evaluated_tokens: int
+    generated_tokens: int
+    queue_ms: float
+    prompt_eval_ms: float
+    ttft_ms: float
+    decode_tokens_per_s: float
+    total_ms: float
+    restored_from_hibernation: bool = False
+
+    def log(self) -> None:
+        metrics_log.info(
+            "backend=%s slot=%s prompt=%d reused=%d evaluated=%d generated=%d "
+            "queue_ms=%.1f ttft_ms=%.1f decode_tps=%.1f",
+            self.backend, self.slot_id, self.prompt_tokens, self.reused_tokens,
+            self.evaluated_tokens, self.generated_tokens, self.queue_ms, self.ttft_ms,
+            self.decode_tokens_per_s,
+        )
+
+
+class Completion(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    finish_reason: FinishReason
+    metrics: InferenceMetrics
+
+
+class TokenStream:
+    """Text deltas as they are generated; ``completion`` is set once the stream ends."""
+
+    def __init__(self, receive: MemoryObjectReceiveStream[str]) -> None:
+        self._receive = receive
+        self.completion: Completion | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._receive.__aiter__()
+
+
+class Backend(ABC):
+    """An inference backend. Implementations must be safe to call from many tasks at once
+    (they queue internally) and must leave a persona's slot consistent when cancelled."""
+
+    name: str = "backend"
+
+    @abstractmethod
+    async def complete(self, request: CompletionRequest,
+                       on_token: Callable[[str], None] | None = None) -> Completion:
+        """Run one completion. ``on_token`` is called in the caller's event loop per delta.
+        Cancelling the calling task stops generation at the next token."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` costs on this backend (for prompt budgets)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+    @asynccontextmanager
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[TokenStream]:
+        """``async with backend.stream(req) as tokens: async for delta in tokens: ...``.
+        Leaving the block early cancels generation."""
+        send, receive = anyio.create_memory_object_stream[str](math.inf)
+        tokens = TokenStream(receive)
+
+        async def run() -> None:
+            async with send:
+                tokens.completion = await self.complete(request, on_token=send.send_nowait)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            try:
+                yield tokens
+            finally:
+                if tokens.completion is None:
+                    tg.cancel_scope.cancel()

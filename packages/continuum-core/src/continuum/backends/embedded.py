@@ -1,0 +1,405 @@
+"""EmbeddedBackend: llama.cpp in-process, one model, one warm KV slot per persona.
+
+llama-cpp-python's high-level ``Llama`` keeps a single sequence, so personas taking turns
+re-evaluate their whole prompt at every switch. Here the model is loaded once and a
+second context is built on it with ``n_seq_max`` sequences and a non-unified KV cache
+(each sequence attends only to its own cells). Each (persona, adapter set) owns a
+sequence through the :class:`SlotPool`; before a turn the sequence is trimmed to the
+longest common token prefix with the new prompt (``llama_memory_seq_rm``) and only the
+rest is evaluated.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import json
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from continuum.backends.base import (
+    Backend,
+    Completion,
+    CompletionRequest,
+    FinishReason,
+    GenerationSettings,
+    InferenceMetrics,
+    SlotKey,
+)
+from continuum.backends.scheduler import InferenceScheduler
+from continuum.backends.slots import SlotPool, common_prefix_len
+from continuum.errors import BackendError, BackendTimeout, ModelNotInstalled, PromptTooLong
+
+try:
+    import llama_cpp as llama
+    from llama_cpp import _internals, llama_grammar
+    from llama_cpp._logger import set_verbose
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ModelNotInstalled(
+        "llama-cpp-python is not installed; run scripts/bootstrap, or: "
+        "pip install llama-cpp-python==0.3.36") from exc
+
+SCRATCH = SlotKey(persona_id="__scratch__")
+
+
+class EmbeddedModel:
+    """A GGUF model loaded once per process and shared by every context and persona."""
+
+    _loaded: weakref.WeakValueDictionary[str, EmbeddedModel] = weakref.WeakValueDictionary()
+    _lock = threading.Lock()
+
+    def __init__(self, path: Path, verbose: bool = False) -> None:
+        set_verbose(verbose)
+        llama.llama_backend_init()
+        params = llama.llama_model_default_params()
+        self.path = path
+        self._model = _internals.LlamaModel(path_model=str(path), params=params, verbose=verbose)
+        self.vocab = llama.llama_model_get_vocab(self._model.model)
+        self.n_ctx_train = self._model.n_ctx_train()
+        self.description = self._model.desc()
+        self._piece_buf = ctypes.create_string_buffer(64)
+
+    @classmethod
+    def load(cls, path: Path | str, verbose: bool = False) -> EmbeddedModel:
+        key = str(Path(path).resolve())
+        with cls._lock:
+            model = cls._loaded.get(key)
+            if model is None:
+                if not Path(key).is_file():
+                    raise ModelNotInstalled(f"model file not found: {key}")
+                model = cls(Path(key), verbose=verbose)
+                cls._loaded[key] = model
+            return model
+
+    @property
+    def handle(self) -> llama.llama_model_p:
+        return self._model.model
+
+    def tokenize(self, text: str) -> list[int]:
+        # The prompt carries its own template, special tokens included; no BOS is added.
+        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def piece(self, token: int) -> bytes:
+        buf = self._piece_buf
+        n = llama.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+        if n < 0:  # buffer too small
+            buf = self._piece_buf = ctypes.create_string_buffer(-n)
+            n = llama.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+        return buf.raw[:n]
+
+    def is_eog(self, token: int) -> bool:
+        return bool(llama.llama_vocab_is_eog(self.vocab, token))
+
+
+class _ContextStore:
+    """SequenceStore over a llama.cpp context (per-sequence state, never the whole context)."""
+
+    def __init__(self, ctx: llama.llama_context_p, memory: llama.llama_memory_t) -> None:
+        self.ctx = ctx
+        self.memory = memory
+
+    def save(self, seq_id: int) -> bytes:
+        size = llama.llama_state_seq_get_size(self.ctx, seq_id)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama.llama_state_seq_get_data(self.ctx, buf, size, seq_id)
+        return bytes(buf[:written])
+
+    def restore(self, seq_id: int, state: bytes) -> bool:
+        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        return llama.llama_state_seq_set_data(self.ctx, buf, len(state), seq_id) == len(state)
+
+    def clear(self, seq_id: int) -> None:
+        llama.llama_memory_seq_rm(self.memory, seq_id, -1, -1)
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    live_slots: int = 8  # sequences in the context; more personas hibernate LRU-first
+    slot_ctx: int = 4096  # tokens per sequence
+    n_threads: int = 0  # 0: all cores
+    n_batch: int = 512
+    hibernate: bool = True
+    hibernate_budget_bytes: int = 2 << 30
+    max_queue: int = 64
+    flash_attn: bool = True
+
+
+class EmbeddedBackend(Backend):
+    """The default backend. ``live_slots=1, hibernate=False`` gives the naive single-sequence
+    behaviour (every persona switch re-evaluates the whole prompt), for comparisons."""
+
+    name = "embedded"
+
+    def __init__(self, model: EmbeddedModel | Path | str,
+                 config: EmbeddedConfig | None = None) -> None:
+        self.model = model if isinstance(model, EmbeddedModel) else EmbeddedModel.load(model)
+        self.config = config or EmbeddedConfig()
+        cfg = self.config
+        threads = cfg.n_threads or os.cpu_count() or 1
+        params = llama.llama_context_default_params()
+        params.n_seq_max = cfg.live_slots
+        params.n_ctx = cfg.slot_ctx * cfg.live_slots
+        params.n_batch = cfg.n_batch
+        params.n_ubatch = cfg.n_batch
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.kv_unified = False  # each sequence attends over its own cells only
+        params.flash_attn_type = 1 if cfg.flash_attn else 0
+        params.no_perf = True
+        self._ctx = llama.llama_init_from_model(self.model.handle, params)
+        if not self._ctx:
+            raise BackendError(f"could not create a llama.cpp context ({cfg})")
+        self.slot_ctx = llama.llama_n_ctx_seq(self._ctx)
+        self._memory = llama.llama_get_memory(self._ctx)
+        self._batch = llama.llama_batch_init(cfg.n_batch, 0, 1)
+        self.slots = SlotPool(_ContextStore(self._ctx, self._memory), cfg.live_slots,
+                              hibernate=cfg.hibernate,
+                              hibernate_budget_bytes=cfg.hibernate_budget_bytes)
+        self.scheduler = InferenceScheduler(max_queue=cfg.max_queue)
+        self._grammars: dict[str, str] = {}
+        self._closed = False
+        # The context must be freed before the model it was built on (weakly held, so
+        # dropping the backend still frees its context).
+        this = weakref.ref(self)
+        self.model._model._exit_stack.callback(lambda: (b := this()) and b.close())
+
+    # --- public API ---------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.tokenize(text))
+
+    async def complete(self, request: CompletionRequest,
+                       on_token: Callable[[str], None] | None = None) -> Completion:
+        if self._closed:
+            raise BackendError("backend is closed")
+        queued = time.perf_counter()
+        async with self.scheduler.turn(request.priority, request.queue_timeout_s):
+            queue_ms = (time.perf_counter() - queued) * 1000
+            cancel = threading.Event()
+
+            def emit(text: str) -> None:
+                if on_token is not None:
+                    anyio.from_thread.run_sync(on_token, text)
+
+            def work() -> Completion:
+                return self._generate(request, cancel, emit, queue_ms)
+
+            try:
+                with anyio.fail_after(request.timeout_s):
+                    return await _run_cancellable(work, cancel)
+            except TimeoutError as exc:
+                raise BackendTimeout(f"generation exceeded {request.timeout_s}s") from exc
+
+    def forget_slot(self, key: SlotKey) -> None:
+        self.slots.forget(key)
+
+    def slot_tokens(self, key: SlotKey) -> int:
+        """Tokens currently cached for a slot (0 if it is not live)."""
+        slot = self.slots.peek(key)
+        return len(slot.tokens) if slot else 0
+
+    async def aclose(self) -> None:
+        async with self.scheduler.turn(0):
+            self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not getattr(self, "_ctx", None):
+            return
+        if not self._closed:
+            self._closed = True
+            llama.llama_batch_free(self._batch)
+            llama.llama_free(self._ctx)
+
+    # --- the decode loop (runs in a worker thread, one at a time) -------------------------
+
+    def _decode(self, tokens: list[int], seq_id: int, pos0: int, cancel: threading.Event,
+                record: list[int]) -> bool:
+        """Evaluate tokens at positions pos0.. of sequence seq_id (logits for the last only),
+        appending each evaluated chunk to ``record``. False if cancelled midway."""
+        batch, step = self._batch, self.config.n_batch
+        for start in range(0, len(tokens), step):
+            if cancel.is_set():
+                return False
+            chunk = tokens[start:start + step]
+            batch.n_tokens = len(chunk)
+            for i, tok in enumerate(chunk):
+                batch.token[i] = tok
+                batch.pos[i] = pos0 + start + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = seq_id
+                batch.logits[i] = 0
+            batch.logits[len(chunk) - 1] = 1
+            rc = llama.llama_decode(self._ctx, batch)
+            if rc != 0:
+                raise BackendError(f"llama_decode failed with code {rc}")
+            record.extend(chunk)
+        return True
+
+    def _sampler(self, settings: GenerationSettings, json_schema: dict | None
+                 ) -> _internals.LlamaSampler:
+        sampler = _internals.LlamaSampler()
+        if json_schema is not None:
+            key = json.dumps(json_schema, sort_keys=True)
+            gbnf = self._grammars.get(key)
+            if gbnf is None:
+                gbnf = self._grammars[key] = llama_grammar.json_schema_to_gbnf(key)
+            sampler.add_grammar(self.model._model, llama_grammar.LlamaGrammar.from_string(gbnf))
+        if settings.repeat_penalty and settings.repeat_penalty != 1.0:
+            sampler.add_penalties(0, 64, settings.repeat_penalty, 0.0, 0.0)
+        if settings.temperature <= 0:
+            sampler.add_greedy()
+        else:
+            if settings.top_k:
+                sampler.add_top_k(settings.top_k)
+            sampler.add_top_p(settings.top_p, 1)
+            sampler.add_temp(settings.temperature)
+            seed = settings.seed if settings.seed is not None else llama.LLAMA_DEFAULT_SEED
+            sampler.add_dist(seed)
+        return sampler
+
+    def _generate(self, request: CompletionRequest, cancel: threading.Event,
+                  emit: Callable[[str], None], queue_ms: float) -> Completion:
+        started = time.perf_counter()
+        settings = request.settings
+        key = request.slot or SCRATCH
+        slot, restored = self.slots.acquire(key)
+        tokens = self.model.tokenize(request.prompt)
+        if len(tokens) + settings.max_tokens > self.slot_ctx:
+            raise PromptTooLong(
+                f"prompt of {len(tokens)} tokens + {settings.max_tokens} to generate exceeds "
+                f"the slot context of {self.slot_ctx} tokens")
+        if not tokens:
+            raise BackendError("empty prompt")
+
+        # Keep the longest common prefix; evaluate at least the last token (for logits).
+        reuse = min(common_prefix_len(slot.tokens, tokens), len(tokens) - 1)
+        llama.llama_memory_seq_rm(self._memory, slot.seq_id, reuse, -1)
+        del slot.tokens[reuse:]
+
+        finish: FinishReason = "stop"
+        generated = 0
+        ttft_ms = 0.0
+        first_at = last_at = started
+        out = _StopFilter(settings.stop, emit)
+        completed = self._decode(tokens[reuse:], slot.seq_id, reuse, cancel, slot.tokens)
+        prompt_done = time.perf_counter()
+        if not completed:
+            finish = "cancelled"
+        else:
+            sampler = self._sampler(settings, request.json_schema)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            try:
+                while True:
+                    if cancel.is_set():
+                        finish = "cancelled"
+                        break
+                    if generated >= settings.max_tokens or len(slot.tokens) >= self.slot_ctx:
+                        finish = "length"
+                        break
+                    tok = llama.llama_sampler_sample(sampler.sampler, self._ctx, -1)
+                    last_at = time.perf_counter()
+                    if generated == 0:
+                        ttft_ms = (last_at - started) * 1000
+                        first_at = last_at
+                    if self.model.is_eog(tok):
+                        break
+                    generated += 1
+                    if out.feed(decoder.decode(self.model.piece(tok))):
+                        break  # a stop string
+                    if not self._decode([tok], slot.seq_id, len(slot.tokens), cancel,
+                                        slot.tokens):
+                        finish = "cancelled"
+                        break
+            finally:
+                sampler.close()
+            out.flush()
+        done = time.perf_counter()
+        if ttft_ms == 0.0:
+            ttft_ms = (prompt_done - started) * 1000
+        decode_s = last_at - first_at
+        metrics = InferenceMetrics(
+            backend=self.name,
+            slot_id=slot.seq_id,
+            prompt_tokens=len(tokens),
+            reused_tokens=reuse,
+            evaluated_tokens=len(tokens) - reuse,
+            generated_tokens=generated,
+            queue_ms=queue_ms,
+            prompt_eval_ms=(prompt_done - started) * 1000,
+            ttft_ms=ttft_ms,
+            decode_tokens_per_s=(generated - 1) / decode_s if generated > 1 and decode_s else 0.0,
+            total_ms=(done - started) * 1000 + queue_ms,
+            restored_from_hibernation=restored,
+        )
+        metrics.log()
+        return Completion(text=out.text, finish_reason=finish, metrics=metrics)
+
+
+class _StopFilter:
+    """Accumulates generated text, emits it as it comes, and cuts at the first stop string
+    (holding back a tail that could be the start of one)."""
+
+    def __init__(self, stops: tuple[str, ...], emit: Callable[[str], None]) -> None:
+        self.stops = tuple(s for s in stops if s)
+        self.emit = emit
+        self.text = ""
+        self.emitted = 0
+
+    def feed(self, delta: str) -> bool:
+        self.text += delta
+        hits = [i for i in (self.text.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            self.text = self.text[:min(hits)]
+            self.flush()
+            return True
+        hold = max((k for s in self.stops for k in range(1, len(s))
+                    if self.text.endswith(s[:k])), default=0)
+        safe = len(self.text) - hold
+        if safe > self.emitted:
+            self.emit(self.text[self.emitted:safe])
+            self.emitted = safe
+        return False
+
+    def flush(self) -> None:
+        if len(self.text) > self.emitted:
+            self.emit(self.text[self.emitted:])
+            self.emitted = len(self.text)
+
+
+async def _run_cancellable(work: Callable[[], Completion], cancel: threading.Event
+                           ) -> Completion:
+    """Run blocking ``work`` in a thread. If the caller is cancelled, set ``cancel`` so the
+    decode loop stops at its next token, and wait for it: the slot stays consistent."""
+    box: dict[str, Completion | BaseException] = {}
+    done = anyio.Event()
+
+    async def runner() -> None:
+        try:
+            box["result"] = await anyio.to_thread.run_sync(work)
+        except Exception as exc:  # re-raised below, outside the task group
+            box["error"] = exc
+        finally:
+            done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runner)
+        try:
+            await done.wait()
+        except anyio.get_cancelled_exc_class():
+            cancel.set()
+            raise
+    if "error" in box:
+        raise box["error"]
+    result = box["result"]
+    assert isinstance(result, Completion)
+    return result

@@ -1,0 +1,130 @@
+"""What crosses the host seam: envelopes in, persona replies out, messages in history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ParticipantKind(StrEnum):
+    PERSON = "person"
+    PERSONA = "persona"
+    BOT = "bot"
+    SYSTEM = "system"
+
+
+class Participant(BaseModel):
+    """Someone in a room: a person, a persona, another bot, or the system."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    kind: ParticipantKind = ParticipantKind.PERSON
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: Literal["text"] = "text"
+    text: str
+
+
+class AudioPart(BaseModel):
+    """Audio sent straight to models that accept it (else transcribed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: Literal["audio"] = "audio"
+    data: bytes | None = None
+    url: str | None = None
+    mime: str = "audio/wav"
+    sample_rate: int | None = None
+
+
+class ImagePart(BaseModel):
+    """An image sent straight to models that accept it (else described)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: Literal["image"] = "image"
+    data: bytes | None = None
+    url: str | None = None
+    mime: str = "image/png"
+
+
+ContentPart = Annotated[TextPart | AudioPart | ImagePart, Field(discriminator="type")]
+
+
+class ReplyTarget(BaseModel):
+    """Where a reply goes back to on the host (channel, thread, message)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str
+    channel: str
+    thread: str | None = None
+    message_id: str | None = None
+
+
+class Envelope(BaseModel):
+    """A host event turned into continuum's terms: who said what, where, and where to answer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(default_factory=new_id)
+    host: str
+    room_id: str
+    author: Participant
+    parts: tuple[ContentPart, ...]
+    reply_to: ReplyTarget
+    mentions: tuple[str, ...] = ()  # persona ids addressed directly
+    timestamp: datetime = Field(default_factory=utc_now)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+
+class RoomMessage(BaseModel):
+    """One message in a room's history.
+
+    ``text`` is what participants see; ``raw_text`` is exactly what its author (a persona)
+    generated, think-blocks included, so the author's own prompt re-renders it byte for
+    byte and its KV slot stays reusable.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(default_factory=new_id)
+    author: Participant
+    text: str
+    raw_text: str | None = None
+    timestamp: datetime = Field(default_factory=utc_now)
+
+    def rendered_for_author(self) -> str:
+        return self.raw_text if self.raw_text is not None else self.text
+
+
+class PersonaReply(BaseModel):
+    """A persona's reply, ready for a host to post under the persona's identity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    message: RoomMessage
+    persona_id: str
+    persona_name: str
+    avatar_url: str | None = None
+    voice: str | None = None
+    reply_to: ReplyTarget
+    in_reply_to: str  # envelope id
+    error: str | None = None  # set when the persona could not think (backend down, ...)

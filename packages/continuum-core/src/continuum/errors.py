@@ -1,0 +1,44 @@
+"""The errors continuum raises: one small hierarchy a user can catch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ContinuumError(Exception):
+    """Base class of every error continuum raises on purpose."""
+
+
+class PersonaFileError(ContinuumError):
+    """A persona or character-card file is unreadable or invalid; names the file and field."""
+
+    def __init__(self, path: Path | str, field: str | None, message: str) -> None:
+        self.path = Path(path)
+        self.field = field
+        self.message = message
+        where = f"{self.path}: field '{field}'" if field else f"{self.path}"
+        super().__init__(f"{where}: {message}")
+
+
+class ModelNotInstalled(ContinuumError):
+    """The model a backend needs is missing; the message carries the install line."""
+
+
+class PromptTooLong(ContinuumError):
+    """A composed prompt cannot fit the slot's context even after trimming history."""
+
+
+class BackendError(ContinuumError):
+    """An inference backend failed to serve a request."""
+
+
+class BackendBusy(BackendError):
+    """The backend's queue is full (backpressure); try again later."""
+
+
+class BackendTimeout(BackendError):
+    """A request waited or ran longer than its timeout."""
+
+
+class MalformedEvent(ContinuumError):
+    """A host event could not be turned into an envelope (forged, malformed, unknown)."""

@@ -1,0 +1,110 @@
+"""A room's observable event stream (the coordination stream)."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from continuum.backends.base import InferenceMetrics
+from continuum.envelope import RoomMessage, utc_now
+from continuum.thinking import ThinkBlock
+
+log = logging.getLogger("continuum.events")
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    room_id: str
+    at: datetime = Field(default_factory=utc_now)
+
+
+class MessageReceived(_Event):
+    type: Literal["message_received"] = "message_received"
+    message: RoomMessage
+
+
+class TurnStarted(_Event):
+    type: Literal["turn_started"] = "turn_started"
+    persona_id: str
+    phase: Literal["analyzing", "rendering"] = "rendering"
+
+
+class ReplyDelta(_Event):
+    type: Literal["reply_delta"] = "reply_delta"
+    persona_id: str
+    text: str
+
+
+class ReplyPosted(_Event):
+    type: Literal["reply_posted"] = "reply_posted"
+    persona_id: str
+    message: RoomMessage
+    metrics: InferenceMetrics
+
+
+class ThinkBlockEmitted(_Event):
+    type: Literal["think_block"] = "think_block"
+    think: ThinkBlock
+
+
+class PersonaSilent(_Event):
+    type: Literal["persona_silent"] = "persona_silent"
+    persona_id: str
+    reason: str
+
+
+class TurnFailed(_Event):
+    type: Literal["turn_failed"] = "turn_failed"
+    persona_id: str
+    error: str
+
+
+class PersonaUpdated(_Event):
+    type: Literal["persona_updated"] = "persona_updated"
+    persona_id: str
+
+
+class ProfileUpdated(_Event):
+    type: Literal["profile_updated"] = "profile_updated"
+    persona_id: str
+
+
+class HistoryEdited(_Event):
+    type: Literal["history_edited"] = "history_edited"
+    message_id: str
+
+
+RoomEvent = Annotated[
+    MessageReceived | TurnStarted | ReplyDelta | ReplyPosted | ThinkBlockEmitted
+    | PersonaSilent | TurnFailed | PersonaUpdated | ProfileUpdated | HistoryEdited,
+    Field(discriminator="type"),
+]
+Subscriber = Callable[[RoomEvent], None]
+
+
+class EventLog:
+    """Keeps the recent events and calls subscribers synchronously, in order."""
+
+    def __init__(self, keep: int = 2000) -> None:
+        self.recent: deque[RoomEvent] = deque(maxlen=keep)
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def emit(self, event: RoomEvent) -> None:
+        self.recent.append(event)
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:  # one bad subscriber must not stop the room
+                log.exception("event subscriber failed on %s", event.type)
+
+    def of_type(self, kind: type[_Event]) -> list[RoomEvent]:
+        return [e for e in self.recent if isinstance(e, kind)]

@@ -1,0 +1,35 @@
+"""The plugin hooks (pluggy). Host packages implement these and register themselves under
+the ``continuum`` entry-point group; the built-in console host and embedded backend are
+registered the same way."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from continuum.backends.base import Backend
+    from continuum.hosts.base import HostAdapter
+
+hookspec = pluggy.HookspecMarker("continuum")
+hookimpl = pluggy.HookimplMarker("continuum")
+
+BackendFactory = Callable[..., "Backend"]
+
+
+@hookspec
+def register_hosts(register: Callable[[type[HostAdapter]], None]) -> None:
+    """Register HostAdapter classes (Slack, Discord, LSP, LiveKit, console, ...)."""
+
+
+@hookspec
+def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
+    """Register backend factories by name (``embedded``, ``llama-server``, ...)."""
+
+
+@hookspec
+def register_commands(subcommands: argparse._SubParsersAction) -> None:
+    """Add ``continuum <command>`` sub-commands; set ``func`` with ``set_defaults``."""

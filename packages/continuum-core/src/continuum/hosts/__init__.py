@@ -1,0 +1,1 @@
+"""Hosts: where personas live (console here; Slack, Discord, LSP, LiveKit as plugins)."""

@@ -1,0 +1,149 @@
+"""Personas: who speaks, loaded from TOML files and validated whole."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from continuum.errors import PersonaFileError
+
+PERSONA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class VoiceSpec(BaseModel):
+    """How the persona sounds when a host speaks for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: str = "espeak-ng"
+    voice: str = "en-us"
+    speed: float = Field(default=1.0, gt=0.2, lt=4.0)
+    adapter: str | None = None  # a voice LoRA id in the persona's genome
+
+
+class AdapterRef(BaseModel):
+    """A LoRA adapter in the persona's genome (paged in by the genome engine)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    kind: Literal["skill", "voice"] = "skill"
+    path: str | None = None
+    scale: float = 1.0
+
+
+class ModelOverrides(BaseModel):
+    """Per-persona generation settings; unset fields use the backend defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = None  # a GGUF path or a server model name
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=0)
+    repeat_penalty: float | None = Field(default=None, ge=0.0)
+    max_tokens: int | None = Field(default=None, gt=0, le=8192)
+    seed: int | None = None
+
+
+class Persona(BaseModel):
+    """A persona: identity, voice and settings, the same on every host."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=PERSONA_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=80)
+    identity: str = Field(min_length=1, description="who they are: description, backstory")
+    personality: str = ""
+    scenario: str = ""
+    style: str = ""
+    rules: tuple[str, ...] = ()
+    system_prompt: str = ""
+    specialty: str = ""
+    expertise: tuple[str, ...] = ()
+    greeting: str = ""
+    alternate_greetings: tuple[str, ...] = ()
+    example_dialogue: str = ""
+    post_history_instructions: str = ""
+    avatar_url: str | None = None
+    voice: VoiceSpec = VoiceSpec()
+    adapters: tuple[AdapterRef, ...] = ()
+    model: ModelOverrides = ModelOverrides()
+    tags: tuple[str, ...] = ()
+    creator: str = ""
+    creator_notes: str = ""
+    version: str = ""
+    lorebook: dict[str, Any] | None = None
+    extensions: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def adapter_set(self) -> frozenset[str]:
+        """The adapter ids that shape this persona's KV cache (part of its slot key)."""
+        return frozenset(a.id for a in self.adapters)
+
+
+def _field_of(error: dict[str, Any]) -> str:
+    return ".".join(str(part) for part in error["loc"]) or "(root)"
+
+
+def persona_from_mapping(data: dict[str, Any], source: Path | str) -> Persona:
+    """Validate a mapping into a Persona, naming ``source`` and the first bad field."""
+    try:
+        return Persona.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise PersonaFileError(source, _field_of(first), first["msg"] + more) from exc
+
+
+def load_persona(path: Path | str) -> Persona:
+    """Load one persona from a TOML file, or a character card (.json / .png)."""
+    path = Path(path)
+    if path.suffix.lower() in {".json", ".png"}:
+        from continuum.character_cards import import_card
+
+        return import_card(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PersonaFileError(path, None, f"cannot read file: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PersonaFileError(path, None, f"not UTF-8 text: {exc.reason}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PersonaFileError(path, None, f"invalid TOML: {exc}") from exc
+    return persona_from_mapping(data, path)
+
+
+PERSONA_SUFFIXES = (".toml", ".json", ".png")
+
+
+def persona_files(directory: Path | str) -> list[Path]:
+    """Persona files in a directory, in a stable order."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise PersonaFileError(directory, None, "no such persona directory")
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() in PERSONA_SUFFIXES)
+
+
+def load_personas(paths: Iterable[Path | str]) -> list[Persona]:
+    """Load several personas; all or nothing: any bad file or duplicate id raises."""
+    personas: list[Persona] = []
+    seen: dict[str, Path] = {}
+    for raw_path in paths:
+        path = Path(raw_path)
+        files = persona_files(path) if path.is_dir() else [path]
+        for file in files:
+            persona = load_persona(file)
+            if persona.id in seen:
+                raise PersonaFileError(
+                    file, "id", f"duplicate persona id '{persona.id}' (also in {seen[persona.id]})"
+                )
+            seen[persona.id] = file
+            personas.append(persona)
+    return personas

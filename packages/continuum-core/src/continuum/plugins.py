@@ -1,0 +1,55 @@
+"""Loading plugins: every plugin, built-in or not, comes through the entry-point group."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+
+import pluggy
+
+from continuum import hookspecs
+from continuum.hookspecs import BackendFactory
+from continuum.hosts.base import HostAdapter
+
+ENTRY_POINT_GROUP = "continuum"
+
+
+@functools.cache
+def plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("continuum")
+    pm.add_hookspecs(hookspecs)
+    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    # CONTINUUM_PLUGINS=module,module loads extra plugin modules (handy in development).
+    for name in filter(None, os.environ.get("CONTINUUM_PLUGINS", "").split(",")):
+        module = importlib.import_module(name.strip())
+        if not pm.is_registered(module):
+            pm.register(module, name=name.strip())
+    return pm
+
+
+def hosts() -> dict[str, type[HostAdapter]]:
+    found: dict[str, type[HostAdapter]] = {}
+
+    def register(cls: type[HostAdapter]) -> None:
+        if cls.name in found and found[cls.name] is not cls:
+            raise ValueError(f"two plugins register a host named {cls.name!r}")
+        found[cls.name] = cls
+
+    plugin_manager().hook.register_hosts(register=register)
+    return found
+
+
+def backends() -> dict[str, BackendFactory]:
+    found: dict[str, BackendFactory] = {}
+
+    def register(name: str, factory: BackendFactory) -> None:
+        found[name] = factory
+
+    plugin_manager().hook.register_backends(register=register)
+    return found
+
+
+def plugin_names() -> list[str]:
+    pm = plugin_manager()
+    return sorted(pm.get_name(p) or repr(p) for p in pm.get_plugins())
