@@ -169,8 +169,9 @@ def compose_prompt(
 
     for section in order_sections(sections):
         fitted, tokens, truncated = _fit(section, count_tokens)
-        reports.append(SectionReport(name=section.name, tier=section.tier, tokens=tokens,
-                                     truncated=truncated))
+        reports.append(
+            SectionReport(name=section.name, tier=section.tier, tokens=tokens, truncated=truncated)
+        )
         if fitted.is_empty:
             continue
         if fitted.messages:

@@ -24,8 +24,9 @@ from continuum.events import (
 CacheKey = tuple[str, str, str, tuple[str, ...]]
 
 
-def history_tail_ids(history: Sequence[RoomMessage], new_message: RoomMessage,
-                     tail: int = 4) -> tuple[str, ...]:
+def history_tail_ids(
+    history: Sequence[RoomMessage], new_message: RoomMessage, tail: int = 4
+) -> tuple[str, ...]:
     """Identify a history by its length, its last ids and the new message (append-only)."""
     return (str(len(history)), *(m.id for m in history[-tail:]), new_message.id)
 
@@ -44,8 +45,12 @@ class CacheStats:
 
 
 class CompositionCache:
-    def __init__(self, ttl_s: float = 300.0, max_entries: int = 4096,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_s: float = 300.0,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._clock = clock
@@ -53,12 +58,12 @@ class CompositionCache:
         self.stats = CacheStats()
 
     @staticmethod
-    def key(persona_id: str, room_id: str, recipe_id: str,
-            tail_ids: tuple[str, ...]) -> CacheKey:
+    def key(persona_id: str, room_id: str, recipe_id: str, tail_ids: tuple[str, ...]) -> CacheKey:
         return (persona_id, room_id, recipe_id, tail_ids)
 
-    def get_or_compose(self, key: CacheKey,
-                       compose: Callable[[], ComposedPrompt]) -> ComposedPrompt:
+    def get_or_compose(
+        self, key: CacheKey, compose: Callable[[], ComposedPrompt]
+    ) -> ComposedPrompt:
         now = self._clock()
         entry = self._entries.get(key)
         if entry is not None:
@@ -77,9 +82,11 @@ class CompositionCache:
 
     def invalidate(self, *, persona_id: str | None = None, room_id: str | None = None) -> int:
         """Drop entries touching a persona and/or a room (both None: everything)."""
-        doomed = [k for k in self._entries
-                  if (persona_id is None or k[0] == persona_id)
-                  and (room_id is None or k[1] == room_id)]
+        doomed = [
+            k
+            for k in self._entries
+            if (persona_id is None or k[0] == persona_id) and (room_id is None or k[1] == room_id)
+        ]
         for k in doomed:
             del self._entries[k]
         self.stats.invalidations += len(doomed)

@@ -80,8 +80,16 @@ class HistoryEdited(_Event):
 
 
 RoomEvent = Annotated[
-    MessageReceived | TurnStarted | ReplyDelta | ReplyPosted | ThinkBlockEmitted
-    | PersonaSilent | TurnFailed | PersonaUpdated | ProfileUpdated | HistoryEdited,
+    MessageReceived
+    | TurnStarted
+    | ReplyDelta
+    | ReplyPosted
+    | ThinkBlockEmitted
+    | PersonaSilent
+    | TurnFailed
+    | PersonaUpdated
+    | ProfileUpdated
+    | HistoryEdited,
     Field(discriminator="type"),
 ]
 Subscriber = Callable[[RoomEvent], None]

@@ -28,9 +28,11 @@ def default_model_path() -> Path:
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotInstalled(
-            f"the default model is not installed; install it with: {DEFAULT_MODEL_INSTALL}")
+            f"the default model is not installed; install it with: {DEFAULT_MODEL_INSTALL}"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
     if not path.is_file():
         raise ModelNotInstalled(
-            f"{path} is missing; reinstall the default model: {DEFAULT_MODEL_INSTALL}")
+            f"{path} is missing; reinstall the default model: {DEFAULT_MODEL_INSTALL}"
+        )
     return path

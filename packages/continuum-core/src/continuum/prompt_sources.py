@@ -84,8 +84,9 @@ def history_window(
     drop_blocks: int = 4,
 ) -> HistoryWindow:
     n = len(history)
-    sizes = [count(m.text if m.author.id != viewer_id else m.rendered_for_author()) + 8
-             for m in history]
+    sizes = [
+        count(m.text if m.author.id != viewer_id else m.rendered_for_author()) + 8 for m in history
+    ]
     suffix = [0] * (n + 1)
     for i in range(n - 1, -1, -1):
         suffix[i] = suffix[i + 1] + sizes[i]
@@ -128,8 +129,15 @@ class IdentitySource:
             lines.append(f"Specialty: {p.specialty.strip()}")
         if p.scenario:
             lines.append(f"Scenario: {p.scenario.strip()}")
-        return [Section(name=self.name, tier=self.tier, order=self.order,
-                        text="\n".join(lines), max_tokens=self.budget)]
+        return [
+            Section(
+                name=self.name,
+                tier=self.tier,
+                order=self.order,
+                text="\n".join(lines),
+                max_tokens=self.budget,
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -149,8 +157,15 @@ class StyleRulesSource:
         lines.extend(f"- {rule.strip()}" for rule in p.rules)
         if p.example_dialogue:
             lines.append(f"Example of how you talk:\n{p.example_dialogue.strip()}")
-        return [Section(name=self.name, tier=self.tier, order=self.order,
-                        text="\n".join(lines), max_tokens=self.budget)]
+        return [
+            Section(
+                name=self.name,
+                tier=self.tier,
+                order=self.order,
+                text="\n".join(lines),
+                max_tokens=self.budget,
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -168,8 +183,11 @@ class GuidanceSource:
             f"Reply as {ctx.persona.name} only, in a few sentences, without a name prefix."
         )
         text = f"{base}\n{ctx.guidance.strip()}" if ctx.guidance else base
-        return [Section(name=self.name, tier=self.tier, order=self.order, text=text,
-                        max_tokens=self.budget)]
+        return [
+            Section(
+                name=self.name, tier=self.tier, order=self.order, text=text, max_tokens=self.budget
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -182,9 +200,15 @@ class ProfileSnapshotSource:
     def sections(self, ctx: TurnContext) -> list[Section]:
         if not ctx.profile_snapshot:
             return []
-        return [Section(name=self.name, tier=self.tier, order=self.order,
-                        text=f"What you know about yourself and others:\n{ctx.profile_snapshot}",
-                        max_tokens=self.budget)]
+        return [
+            Section(
+                name=self.name,
+                tier=self.tier,
+                order=self.order,
+                text=f"What you know about yourself and others:\n{ctx.profile_snapshot}",
+                max_tokens=self.budget,
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -195,13 +219,19 @@ class RosterSource:
     budget: int | None = 256
 
     def sections(self, ctx: TurnContext) -> list[Section]:
-        others = sorted((p for p in ctx.participants if p.id != ctx.persona.id),
-                        key=lambda p: p.id)
+        others = sorted((p for p in ctx.participants if p.id != ctx.persona.id), key=lambda p: p.id)
         if not others:
             return []
         names = ", ".join(f"{p.name} ({p.kind.value})" for p in others)
-        return [Section(name=self.name, tier=self.tier, order=self.order,
-                        text=f"In this room: {names}.", max_tokens=self.budget)]
+        return [
+            Section(
+                name=self.name,
+                tier=self.tier,
+                order=self.order,
+                text=f"In this room: {names}.",
+                max_tokens=self.budget,
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -219,12 +249,20 @@ class HistorySource:
     recent_tier: ClassVar[Tier] = Tier.VOLATILE
 
     def sections(self, ctx: TurnContext) -> list[Section]:
-        window = history_window(ctx.history, ctx.persona.id, self.budget or 10**9,
-                                ctx.count_tokens, self.block_size, self.drop_blocks)
-        stable = tuple(render_for(ctx.persona, m)
-                       for m in ctx.history[window.start:window.stable_end])
-        recent = tuple(render_for(ctx.persona, m)
-                       for m in ctx.history[window.stable_end:window.end])
+        window = history_window(
+            ctx.history,
+            ctx.persona.id,
+            self.budget or 10**9,
+            ctx.count_tokens,
+            self.block_size,
+            self.drop_blocks,
+        )
+        stable = tuple(
+            render_for(ctx.persona, m) for m in ctx.history[window.start : window.stable_end]
+        )
+        recent = tuple(
+            render_for(ctx.persona, m) for m in ctx.history[window.stable_end : window.end]
+        )
         return [
             Section(name=self.name, tier=self.tier, order=self.order, messages=stable),
             Section(name=self.recent_name, tier=self.recent_tier, order=0, messages=recent),
@@ -245,9 +283,13 @@ class RetrievalSource:
         if not ctx.retrieval:
             return []
         text = "Things you remember that may matter now:\n" + "\n".join(
-            f"- {item.strip()}" for item in ctx.retrieval)
-        return [Section(name=self.name, tier=self.tier, order=self.order, text=text,
-                        max_tokens=self.budget)]
+            f"- {item.strip()}" for item in ctx.retrieval
+        )
+        return [
+            Section(
+                name=self.name, tier=self.tier, order=self.order, text=text, max_tokens=self.budget
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -261,8 +303,11 @@ class PostHistorySource:
         text = ctx.persona.post_history_instructions.strip()
         if not text:
             return []
-        return [Section(name=self.name, tier=self.tier, order=self.order, text=text,
-                        max_tokens=self.budget)]
+        return [
+            Section(
+                name=self.name, tier=self.tier, order=self.order, text=text, max_tokens=self.budget
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -273,9 +318,15 @@ class NewMessageSource:
     budget: int | None = 1024
 
     def sections(self, ctx: TurnContext) -> list[Section]:
-        return [Section(name=self.name, tier=self.tier, order=self.order,
-                        messages=(render_for(ctx.persona, ctx.new_message),),
-                        max_tokens=self.budget)]
+        return [
+            Section(
+                name=self.name,
+                tier=self.tier,
+                order=self.order,
+                messages=(render_for(ctx.persona, ctx.new_message),),
+                max_tokens=self.budget,
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -324,4 +375,3 @@ class MemoizedCounter:
                 self._cache.clear()
             hit = self._cache[text] = self.count(text)
         return hit
-

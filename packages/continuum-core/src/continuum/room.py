@@ -21,6 +21,7 @@ from continuum.backends.base import (
     Priority,
     SlotKey,
 )
+from continuum.compose import ComposedPrompt
 from continuum.composition_cache import CompositionCache, history_tail_ids
 from continuum.envelope import (
     Envelope,
@@ -63,6 +64,7 @@ class RoomPolicy(BaseModel):
 
 class TurnResult(BaseModel):
     reply: PersonaReply
+    composed: ComposedPrompt
     metrics: InferenceMetrics | None = None
 
 
@@ -100,8 +102,9 @@ class Room:
         if persona.id in self.personas:
             self.events.emit(PersonaUpdated(room_id=self.id, persona_id=persona.id))
         self.personas[persona.id] = persona
-        self.participants[persona.id] = Participant(id=persona.id, name=persona.name,
-                                                    kind=ParticipantKind.PERSONA)
+        self.participants[persona.id] = Participant(
+            id=persona.id, name=persona.name, kind=ParticipantKind.PERSONA
+        )
 
     def set_profile_snapshot(self, persona_id: str, snapshot: str) -> None:
         if self.profile_snapshots.get(persona_id) != snapshot:
@@ -142,17 +145,19 @@ class Room:
             count_tokens=self._count,
         )
 
-    def compose(self, persona: Persona):  # noqa: ANN201 - ComposedPrompt
+    def compose(self, persona: Persona) -> ComposedPrompt:
         ctx = self.turn_context(persona)
-        key = self.cache.key(persona.id, self.id, self.recipe.id,
-                             history_tail_ids(ctx.history, ctx.new_message))
+        key = self.cache.key(
+            persona.id, self.id, self.recipe.id, history_tail_ids(ctx.history, ctx.new_message)
+        )
         return self.cache.get_or_compose(key, lambda: self.recipe.compose(ctx))
 
     def receive(self, envelope: Envelope) -> RoomMessage:
         author = envelope.author
         self.participants.setdefault(author.id, author)
-        message = RoomMessage(id=envelope.id, author=author, text=envelope.text,
-                              timestamp=envelope.timestamp)
+        message = RoomMessage(
+            id=envelope.id, author=author, text=envelope.text, timestamp=envelope.timestamp
+        )
         self.history.append(message)
         self.events.emit(MessageReceived(room_id=self.id, message=message))
         return message
@@ -163,8 +168,13 @@ class Room:
         responders = self.responders(envelope)
         if not responders and envelope.author.kind != ParticipantKind.PERSON:
             for persona in self.personas.values():
-                self.events.emit(PersonaSilent(room_id=self.id, persona_id=persona.id,
-                                               reason=f"message from a {envelope.author.kind}"))
+                self.events.emit(
+                    PersonaSilent(
+                        room_id=self.id,
+                        persona_id=persona.id,
+                        reason=f"message from a {envelope.author.kind}",
+                    )
+                )
         replies = []
         for persona in responders:
             replies.append((await self.persona_turn(persona, envelope)).reply)
@@ -174,13 +184,18 @@ class Room:
         self.events.emit(TurnStarted(room_id=self.id, persona_id=persona.id))
         composed = self.compose(persona)
         settings = GenerationSettings.for_persona(
-            persona, **({} if persona.model.max_tokens else
-                        {"max_tokens": self.policy.reply_max_tokens}))
+            persona,
+            **({} if persona.model.max_tokens else {"max_tokens": self.policy.reply_max_tokens}),
+        )
         # Small models like to write the next speaker's line too: stop at any other name.
         stops = tuple(f"\n{p.name}:" for p in self.participants.values() if p.id != persona.id)
         settings = settings.model_copy(update={"stop": settings.stop + stops})
-        request = CompletionRequest(prompt=composed.prompt, slot=SlotKey.for_persona(persona),
-                                    settings=settings, priority=Priority.RENDER)
+        request = CompletionRequest(
+            prompt=composed.prompt,
+            slot=SlotKey.for_persona(persona),
+            settings=settings,
+            priority=Priority.RENDER,
+        )
 
         def on_token(text: str) -> None:
             if self.policy.stream_deltas:
@@ -193,23 +208,44 @@ class Room:
             self.events.emit(TurnFailed(room_id=self.id, persona_id=persona.id, error=str(exc)))
             text = f"({persona.name} can't answer right now: {exc})"
             message = RoomMessage(author=self.participants[persona.id], text=text)
-            return TurnResult(reply=self._reply(persona, message, envelope, error=str(exc)))
+            return TurnResult(
+                reply=self._reply(persona, message, envelope, error=str(exc)), composed=composed
+            )
 
         visible, thinks = split_think(completion.text)
         visible = visible.removeprefix(f"{persona.name}:").strip()
-        message = RoomMessage(author=self.participants[persona.id], text=visible,
-                              raw_text=completion.text)
+        message = RoomMessage(
+            author=self.participants[persona.id], text=visible, raw_text=completion.text
+        )
         self.history.append(message)
         for think in thinks:
-            self.events.emit(ThinkBlockEmitted(room_id=self.id, think=ThinkBlock(
-                persona_id=persona.id, message_id=message.id, text=think)))
-        self.events.emit(ReplyPosted(room_id=self.id, persona_id=persona.id, message=message,
-                                     metrics=completion.metrics))
-        return TurnResult(reply=self._reply(persona, message, envelope),
-                          metrics=completion.metrics)
+            self.events.emit(
+                ThinkBlockEmitted(
+                    room_id=self.id,
+                    think=ThinkBlock(persona_id=persona.id, message_id=message.id, text=think),
+                )
+            )
+        self.events.emit(
+            ReplyPosted(
+                room_id=self.id, persona_id=persona.id, message=message, metrics=completion.metrics
+            )
+        )
+        return TurnResult(
+            reply=self._reply(persona, message, envelope),
+            composed=composed,
+            metrics=completion.metrics,
+        )
 
-    def _reply(self, persona: Persona, message: RoomMessage, envelope: Envelope,
-               error: str | None = None) -> PersonaReply:
-        return PersonaReply(message=message, persona_id=persona.id, persona_name=persona.name,
-                            avatar_url=persona.avatar_url, voice=persona.voice.voice,
-                            reply_to=envelope.reply_to, in_reply_to=envelope.id, error=error)
+    def _reply(
+        self, persona: Persona, message: RoomMessage, envelope: Envelope, error: str | None = None
+    ) -> PersonaReply:
+        return PersonaReply(
+            message=message,
+            persona_id=persona.id,
+            persona_name=persona.name,
+            avatar_url=persona.avatar_url,
+            voice=persona.voice.voice,
+            reply_to=envelope.reply_to,
+            in_reply_to=envelope.id,
+            error=error,
+        )

@@ -26,8 +26,9 @@ def json_schema_for(model: type[BaseModel]) -> dict:
     return model.model_json_schema()
 
 
-async def complete_structured(backend: Backend, request: CompletionRequest, schema: type[T],
-                              default: T) -> StructuredResult[T]:
+async def complete_structured(
+    backend: Backend, request: CompletionRequest, schema: type[T], default: T
+) -> StructuredResult[T]:
     """Ask for JSON matching ``schema``; fall back to ``default`` if it still fails to parse."""
     req = request.model_copy(update={"json_schema": json_schema_for(schema)})
     completion = await backend.complete(req)
@@ -36,5 +37,6 @@ async def complete_structured(backend: Backend, request: CompletionRequest, sche
         return StructuredResult[schema](value=value, parsed=True, completion=completion)
     except (json.JSONDecodeError, ValidationError) as exc:
         log.warning("structured output did not validate against %s: %s", schema.__name__, exc)
-        return StructuredResult[schema](value=default, parsed=False, completion=completion,
-                                        error=str(exc))
+        return StructuredResult[schema](
+            value=default, parsed=False, completion=completion, error=str(exc)
+        )

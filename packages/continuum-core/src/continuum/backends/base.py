@@ -38,8 +38,9 @@ class SlotKey(BaseModel):
     adapters: tuple[str, ...] = ()
 
     @classmethod
-    def for_persona(cls, persona: Persona, active_adapters: frozenset[str] | None = None
-                    ) -> SlotKey:
+    def for_persona(
+        cls, persona: Persona, active_adapters: frozenset[str] | None = None
+    ) -> SlotKey:
         adapters = persona.adapter_set if active_adapters is None else active_adapters
         return cls(persona_id=persona.id, adapters=tuple(sorted(adapters)))
 
@@ -57,8 +58,11 @@ class GenerationSettings(BaseModel):
 
     @classmethod
     def for_persona(cls, persona: Persona, **overrides: Any) -> GenerationSettings:
-        fields = {k: v for k, v in persona.model.model_dump().items()
-                  if v is not None and k in cls.model_fields}
+        fields = {
+            k: v
+            for k, v in persona.model.model_dump().items()
+            if v is not None and k in cls.model_fields
+        }
         fields.update(overrides)
         return cls(**fields)
 
@@ -100,8 +104,14 @@ class InferenceMetrics(BaseModel):
         metrics_log.info(
             "backend=%s slot=%s prompt=%d reused=%d evaluated=%d generated=%d "
             "queue_ms=%.1f ttft_ms=%.1f decode_tps=%.1f",
-            self.backend, self.slot_id, self.prompt_tokens, self.reused_tokens,
-            self.evaluated_tokens, self.generated_tokens, self.queue_ms, self.ttft_ms,
+            self.backend,
+            self.slot_id,
+            self.prompt_tokens,
+            self.reused_tokens,
+            self.evaluated_tokens,
+            self.generated_tokens,
+            self.queue_ms,
+            self.ttft_ms,
             self.decode_tokens_per_s,
         )
 
@@ -132,8 +142,9 @@ class Backend(ABC):
     name: str = "backend"
 
     @abstractmethod
-    async def complete(self, request: CompletionRequest,
-                       on_token: Callable[[str], None] | None = None) -> Completion:
+    async def complete(
+        self, request: CompletionRequest, on_token: Callable[[str], None] | None = None
+    ) -> Completion:
         """Run one completion. ``on_token`` is called in the caller's event loop per delta.
         Cancelling the calling task stops generation at the next token."""
 

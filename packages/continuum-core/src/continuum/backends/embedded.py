@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import anyio
 
@@ -44,7 +45,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ModelNotInstalled(
         "llama-cpp-python is not installed; run scripts/bootstrap, or: "
-        "pip install llama-cpp-python==0.3.36") from exc
+        "pip install llama-cpp-python==0.3.36"
+    ) from exc
 
 SCRATCH = SlotKey(persona_id="__scratch__")
 
@@ -52,8 +54,10 @@ SCRATCH = SlotKey(persona_id="__scratch__")
 class EmbeddedModel:
     """A GGUF model loaded once per process and shared by every context and persona."""
 
-    _loaded: weakref.WeakValueDictionary[str, EmbeddedModel] = weakref.WeakValueDictionary()
-    _lock = threading.Lock()
+    _loaded: ClassVar[weakref.WeakValueDictionary[str, EmbeddedModel]] = (
+        weakref.WeakValueDictionary()
+    )
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: Path, verbose: bool = False) -> None:
         set_verbose(verbose)
@@ -137,8 +141,9 @@ class EmbeddedBackend(Backend):
 
     name = "embedded"
 
-    def __init__(self, model: EmbeddedModel | Path | str,
-                 config: EmbeddedConfig | None = None) -> None:
+    def __init__(
+        self, model: EmbeddedModel | Path | str, config: EmbeddedConfig | None = None
+    ) -> None:
         self.model = model if isinstance(model, EmbeddedModel) else EmbeddedModel.load(model)
         self.config = config or EmbeddedConfig()
         cfg = self.config
@@ -159,9 +164,12 @@ class EmbeddedBackend(Backend):
         self.slot_ctx = llama.llama_n_ctx_seq(self._ctx)
         self._memory = llama.llama_get_memory(self._ctx)
         self._batch = llama.llama_batch_init(cfg.n_batch, 0, 1)
-        self.slots = SlotPool(_ContextStore(self._ctx, self._memory), cfg.live_slots,
-                              hibernate=cfg.hibernate,
-                              hibernate_budget_bytes=cfg.hibernate_budget_bytes)
+        self.slots = SlotPool(
+            _ContextStore(self._ctx, self._memory),
+            cfg.live_slots,
+            hibernate=cfg.hibernate,
+            hibernate_budget_bytes=cfg.hibernate_budget_bytes,
+        )
         self.scheduler = InferenceScheduler(max_queue=cfg.max_queue)
         self._grammars: dict[str, str] = {}
         self._closed = False
@@ -175,8 +183,9 @@ class EmbeddedBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenize(text))
 
-    async def complete(self, request: CompletionRequest,
-                       on_token: Callable[[str], None] | None = None) -> Completion:
+    async def complete(
+        self, request: CompletionRequest, on_token: Callable[[str], None] | None = None
+    ) -> Completion:
         if self._closed:
             raise BackendError("backend is closed")
         queued = time.perf_counter()
@@ -222,15 +231,16 @@ class EmbeddedBackend(Backend):
 
     # --- the decode loop (runs in a worker thread, one at a time) -------------------------
 
-    def _decode(self, tokens: list[int], seq_id: int, pos0: int, cancel: threading.Event,
-                record: list[int]) -> bool:
+    def _decode(
+        self, tokens: list[int], seq_id: int, pos0: int, cancel: threading.Event, record: list[int]
+    ) -> bool:
         """Evaluate tokens at positions pos0.. of sequence seq_id (logits for the last only),
         appending each evaluated chunk to ``record``. False if cancelled midway."""
         batch, step = self._batch, self.config.n_batch
         for start in range(0, len(tokens), step):
             if cancel.is_set():
                 return False
-            chunk = tokens[start:start + step]
+            chunk = tokens[start : start + step]
             batch.n_tokens = len(chunk)
             for i, tok in enumerate(chunk):
                 batch.token[i] = tok
@@ -245,8 +255,9 @@ class EmbeddedBackend(Backend):
             record.extend(chunk)
         return True
 
-    def _sampler(self, settings: GenerationSettings, json_schema: dict | None
-                 ) -> _internals.LlamaSampler:
+    def _sampler(
+        self, settings: GenerationSettings, json_schema: dict | None
+    ) -> _internals.LlamaSampler:
         sampler = _internals.LlamaSampler()
         if json_schema is not None:
             key = json.dumps(json_schema, sort_keys=True)
@@ -267,8 +278,13 @@ class EmbeddedBackend(Backend):
             sampler.add_dist(seed)
         return sampler
 
-    def _generate(self, request: CompletionRequest, cancel: threading.Event,
-                  emit: Callable[[str], None], queue_ms: float) -> Completion:
+    def _generate(
+        self,
+        request: CompletionRequest,
+        cancel: threading.Event,
+        emit: Callable[[str], None],
+        queue_ms: float,
+    ) -> Completion:
         started = time.perf_counter()
         settings = request.settings
         key = request.slot or SCRATCH
@@ -277,7 +293,8 @@ class EmbeddedBackend(Backend):
         if len(tokens) + settings.max_tokens > self.slot_ctx:
             raise PromptTooLong(
                 f"prompt of {len(tokens)} tokens + {settings.max_tokens} to generate exceeds "
-                f"the slot context of {self.slot_ctx} tokens")
+                f"the slot context of {self.slot_ctx} tokens"
+            )
         if not tokens:
             raise BackendError("empty prompt")
 
@@ -316,8 +333,7 @@ class EmbeddedBackend(Backend):
                     generated += 1
                     if out.feed(decoder.decode(self.model.piece(tok))):
                         break  # a stop string
-                    if not self._decode([tok], slot.seq_id, len(slot.tokens), cancel,
-                                        slot.tokens):
+                    if not self._decode([tok], slot.seq_id, len(slot.tokens), cancel, slot.tokens):
                         finish = "cancelled"
                         break
             finally:
@@ -359,25 +375,26 @@ class _StopFilter:
         self.text += delta
         hits = [i for i in (self.text.find(s) for s in self.stops) if i >= 0]
         if hits:
-            self.text = self.text[:min(hits)]
+            self.text = self.text[: min(hits)]
             self.flush()
             return True
-        hold = max((k for s in self.stops for k in range(1, len(s))
-                    if self.text.endswith(s[:k])), default=0)
+        hold = max(
+            (k for s in self.stops for k in range(1, len(s)) if self.text.endswith(s[:k])),
+            default=0,
+        )
         safe = len(self.text) - hold
         if safe > self.emitted:
-            self.emit(self.text[self.emitted:safe])
+            self.emit(self.text[self.emitted : safe])
             self.emitted = safe
         return False
 
     def flush(self) -> None:
         if len(self.text) > self.emitted:
-            self.emit(self.text[self.emitted:])
+            self.emit(self.text[self.emitted :])
             self.emitted = len(self.text)
 
 
-async def _run_cancellable(work: Callable[[], Completion], cancel: threading.Event
-                           ) -> Completion:
+async def _run_cancellable(work: Callable[[], Completion], cancel: threading.Event) -> Completion:
     """Run blocking ``work`` in a thread. If the caller is cancelled, set ``cancel`` so the
     decode loop stops at its next token, and wait for it: the slot stays consistent."""
     box: dict[str, Completion | BaseException] = {}

@@ -39,8 +39,9 @@ class InferenceScheduler:
         return sum(1 for w in self._waiters if w.active)
 
     @asynccontextmanager
-    async def turn(self, priority: int, queue_timeout_s: float | None = None
-                   ) -> AsyncIterator[None]:
+    async def turn(
+        self, priority: int, queue_timeout_s: float | None = None
+    ) -> AsyncIterator[None]:
         """Hold the context exclusively for the duration of the block."""
         await self._acquire(priority, queue_timeout_s)
         try:

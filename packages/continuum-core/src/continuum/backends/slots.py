@@ -56,8 +56,13 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class SlotPool:
-    def __init__(self, store: SequenceStore, n_live: int, hibernate: bool = True,
-                 hibernate_budget_bytes: int = 2 << 30) -> None:
+    def __init__(
+        self,
+        store: SequenceStore,
+        n_live: int,
+        hibernate: bool = True,
+        hibernate_budget_bytes: int = 2 << 30,
+    ) -> None:
         if n_live < 1:
             raise ValueError("a slot pool needs at least one live sequence")
         self._store = store
@@ -93,7 +98,8 @@ class SlotPool:
     def _evict(self, slot: Slot) -> None:
         if self.hibernate_enabled and slot.tokens:
             self._hibernated[slot.key] = _Hibernated(
-                tokens=slot.tokens, state=self._store.save(slot.seq_id), last_used=slot.last_used)
+                tokens=slot.tokens, state=self._store.save(slot.seq_id), last_used=slot.last_used
+            )
             self.stats.hibernations += 1
             self._enforce_budget()
         self._store.clear(slot.seq_id)

@@ -30,15 +30,20 @@ class RoomRouter:
     """Routes envelopes to rooms (one per host room id, created on first use) and sends
     the replies back through the host."""
 
-    def __init__(self, personas: Sequence[Persona], backend: Backend,
-                 policy: RoomPolicy | None = None,
-                 room_factory: Callable[[str], Room] | None = None) -> None:
+    def __init__(
+        self,
+        personas: Sequence[Persona],
+        backend: Backend,
+        policy: RoomPolicy | None = None,
+        room_factory: Callable[[str], Room] | None = None,
+    ) -> None:
         self.personas = list(personas)
         self.backend = backend
         self.policy = policy
         self.rooms: dict[str, Room] = {}
         self._factory = room_factory or (
-            lambda room_id: Room(room_id, self.personas, self.backend, policy=self.policy))
+            lambda room_id: Room(room_id, self.personas, self.backend, policy=self.policy)
+        )
 
     def room(self, room_id: str) -> Room:
         if room_id not in self.rooms:

@@ -33,8 +33,13 @@ _THINK_OPEN = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL)
 class ConsoleHost(HostAdapter):
     name = "console"
 
-    def __init__(self, personas: Sequence[Persona], out: TextIO = sys.stdout,
-                 user_name: str = "You", show_metrics: bool = False) -> None:
+    def __init__(
+        self,
+        personas: Sequence[Persona],
+        out: TextIO = sys.stdout,
+        user_name: str = "You",
+        show_metrics: bool = False,
+    ) -> None:
         self.out = out
         self.user = Participant(id="console-user", name=user_name)
         self.show_metrics = show_metrics
@@ -47,11 +52,21 @@ class ConsoleHost(HostAdapter):
         text = event.strip()
         if not text:
             return None
-        mentions = tuple(dict.fromkeys(
-            self._by_name[m.lower()] for m in _MENTION.findall(text) if m.lower() in self._by_name))
-        return Envelope(host=self.name, room_id="console", author=self.user,
-                        parts=(TextPart(text=text),), mentions=mentions,
-                        reply_to=ReplyTarget(host=self.name, channel="console"))
+        mentions = tuple(
+            dict.fromkeys(
+                self._by_name[m.lower()]
+                for m in _MENTION.findall(text)
+                if m.lower() in self._by_name
+            )
+        )
+        return Envelope(
+            host=self.name,
+            room_id="console",
+            author=self.user,
+            parts=(TextPart(text=text),),
+            mentions=mentions,
+            reply_to=ReplyTarget(host=self.name, channel="console"),
+        )
 
     async def send(self, reply: PersonaReply) -> None:
         self.sent.append(reply)
@@ -78,7 +93,7 @@ class _StreamPrinter:
         elif kind == "reply_delta":
             acc = self._acc[event.persona_id] = self._acc[event.persona_id] + event.text
             visible = _THINK_OPEN.sub("", acc).lstrip()
-            self.out.write(visible[self._printed[event.persona_id]:])
+            self.out.write(visible[self._printed[event.persona_id] :])
             self._printed[event.persona_id] = len(visible)
             self.out.flush()
         elif kind == "reply_posted":
@@ -88,7 +103,8 @@ class _StreamPrinter:
                 self.out.write(
                     f"    · prompt {m.prompt_tokens} tok, reused {m.reused_tokens}, "
                     f"evaluated {m.evaluated_tokens}, TTFT {m.ttft_ms:.0f} ms, "
-                    f"{m.decode_tokens_per_s:.0f} tok/s, slot {m.slot_id}\n")
+                    f"{m.decode_tokens_per_s:.0f} tok/s, slot {m.slot_id}\n"
+                )
         elif kind == "turn_failed":
             self.out.write(f"(can't answer right now: {event.error})\n")
         self.out.flush()
@@ -126,23 +142,37 @@ async def _run_room(args: argparse.Namespace) -> int:
                 continue
             started = time.perf_counter()
             replies = await router.dispatch(envelope, host)
-            posted = {e.message.id: e.metrics for e in room.events.recent
-                      if getattr(e, "type", "") == "reply_posted"}
-            turns.append({
-                "message": envelope.text,
-                "wall_s": round(time.perf_counter() - started, 3),
-                "replies": [{
-                    "persona_id": r.persona_id,
-                    "name": r.persona_name,
-                    "text": r.message.text,
-                    "error": r.error,
-                    "metrics": (posted[r.message.id].model_dump()
-                                if r.message.id in posted else None),
-                } for r in replies],
-            })
-        result = {"model": str(getattr(backend, "model", None) and backend.model.path),
-                  "personas": [p.id for p in personas], "turns": turns,
-                  "composition_cache": vars(room.cache.stats)}
+            posted = {
+                e.message.id: e.metrics
+                for e in room.events.recent
+                if getattr(e, "type", "") == "reply_posted"
+            }
+            turns.append(
+                {
+                    "message": envelope.text,
+                    "wall_s": round(time.perf_counter() - started, 3),
+                    "replies": [
+                        {
+                            "persona_id": r.persona_id,
+                            "name": r.persona_name,
+                            "text": r.message.text,
+                            "error": r.error,
+                            "metrics": (
+                                posted[r.message.id].model_dump()
+                                if r.message.id in posted
+                                else None
+                            ),
+                        }
+                        for r in replies
+                    ],
+                }
+            )
+        result = {
+            "model": str(getattr(backend, "model", None) and backend.model.path),
+            "personas": [p.id for p in personas],
+            "turns": turns,
+            "composition_cache": vars(room.cache.stats),
+        }
         if args.json:
             json.dump(result, sys.stdout, indent=2)
             sys.stdout.write("\n")
@@ -156,8 +186,10 @@ async def _run_room(args: argparse.Namespace) -> int:
     state = {"metrics": args.metrics}
     _StreamPrinter(room, sys.stdout, lambda: state["metrics"])
     names = ", ".join(f"{p.name} (@{p.id})" for p in personas)
-    print(f"continuum room — {names}\n"
-          "Type a message; @id addresses one persona first; /metrics toggles metrics; /quit.")
+    print(
+        f"continuum room — {names}\n"
+        "Type a message; @id addresses one persona first; /metrics toggles metrics; /quit."
+    )
     while True:
         try:
             line = await anyio.to_thread.run_sync(input, f"{args.name}> ")
@@ -187,11 +219,20 @@ def register_hosts(register: Callable[[type[HostAdapter]], None]) -> None:
 @hookimpl
 def register_commands(subcommands: argparse._SubParsersAction) -> None:
     p = subcommands.add_parser("room", help="a console room where several personas answer")
-    p.add_argument("--personas", nargs="+", type=Path, metavar="PATH",
-                   help="persona files or directories (default: the bundled examples)")
+    p.add_argument(
+        "--personas",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="persona files or directories (default: the bundled examples)",
+    )
     p.add_argument("--only", nargs="+", metavar="ID", help="use only these persona ids")
-    p.add_argument("--say", action="append", metavar="TEXT",
-                   help="non-interactive: send this message (repeatable), print replies, exit")
+    p.add_argument(
+        "--say",
+        action="append",
+        metavar="TEXT",
+        help="non-interactive: send this message (repeatable), print replies, exit",
+    )
     p.add_argument("--json", action="store_true", help="with --say: print JSON")
     p.add_argument("--metrics", action="store_true", help="show per-turn metrics")
     p.add_argument("--name", default="You", help="your display name")

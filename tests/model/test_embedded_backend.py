@@ -1,0 +1,107 @@
+"""The embedded backend on the real model: reuse, hibernation, streaming, cancellation,
+structured output, limits."""
+
+import anyio
+import pytest
+from pydantic import BaseModel, Field
+
+from continuum.backends.base import CompletionRequest, GenerationSettings, SlotKey
+from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig
+from continuum.errors import PromptTooLong
+from continuum.structured import complete_structured
+from tests.conftest import THREADS
+
+pytestmark = [pytest.mark.anyio, pytest.mark.model]
+
+PROMPT = (
+    "<|im_start|>system\nYou are Otto, a retired archivist who tells stories.<|im_end|>\n"
+    "<|im_start|>user\nSam: Tell me about the first mechanical clocks.<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+GREEDY = GenerationSettings(max_tokens=24, temperature=0)
+
+
+def req(persona, prompt=PROMPT, settings=GREEDY, **kw):
+    return CompletionRequest(
+        prompt=prompt, slot=SlotKey(persona_id=persona), settings=settings, **kw
+    )
+
+
+async def test_hibernated_slot_restores_to_identical_output(model_path):
+    b = EmbeddedBackend(model_path, EmbeddedConfig(live_slots=2, slot_ctx=1024, n_threads=THREADS))
+    try:
+        first = await b.complete(req("otto"))
+        await b.complete(req("maya"))
+        await b.complete(req("juno"))  # evicts otto (LRU) into hibernation
+        assert SlotKey(persona_id="otto") in b.slots.hibernated_keys()
+        again = await b.complete(req("otto"))
+        assert again.metrics.restored_from_hibernation
+        assert again.metrics.reused_tokens == again.metrics.prompt_tokens - 1
+        assert again.text == first.text  # the restored KV is the same KV
+    finally:
+        b.close()
+
+
+async def test_streaming_yields_the_same_text_as_complete(backend):
+    whole = await backend.complete(req("stream-a"))
+    async with backend.stream(req("stream-b")) as tokens:
+        deltas = [d async for d in tokens]
+    assert len(deltas) > 3 and "".join(deltas) == whole.text == tokens.completion.text
+
+
+async def test_cancellation_stops_generation_and_keeps_the_slot_usable(backend):
+    long = GenerationSettings(max_tokens=400, temperature=0)
+    seen = []
+    with anyio.move_on_after(5):
+        async with backend.stream(req("cancel-me", settings=long)) as tokens:
+            async for delta in tokens:
+                seen.append(delta)
+                if len(seen) == 5:
+                    break
+    assert len(seen) == 5
+    key = SlotKey(persona_id="cancel-me")
+    cached = backend.slot_tokens(key)
+    prompt_tokens = backend.count_tokens(PROMPT)
+    assert prompt_tokens <= cached < prompt_tokens + 50  # stopped soon after the break
+    after = await backend.complete(req("cancel-me"))
+    assert after.metrics.reused_tokens == prompt_tokens - 1  # slot consistent
+
+
+async def test_stop_strings_cut_the_text(backend):
+    c = await backend.complete(
+        req("stopper", settings=GenerationSettings(max_tokens=60, temperature=0, stop=(" the",)))
+    )
+    assert " the" not in c.text and c.finish_reason == "stop"
+
+
+class Mood(BaseModel):
+    reply: str = Field(max_length=200)
+    emotion: str
+    confidence: float
+
+
+async def test_structured_output_is_grammar_constrained(backend):
+    r = await complete_structured(
+        backend,
+        req("json", settings=GenerationSettings(max_tokens=80, temperature=0)),
+        Mood,
+        default=Mood(reply="", emotion="neutral", confidence=0),
+    )
+    assert r.parsed, r.completion.text
+    assert isinstance(r.value.confidence, float) and r.value.emotion
+
+
+async def test_structured_output_falls_back_to_the_default_when_cut_short(backend):
+    default = Mood(reply="(no answer)", emotion="neutral", confidence=0)
+    r = await complete_structured(
+        backend,
+        req("json-short", settings=GenerationSettings(max_tokens=3, temperature=0)),
+        Mood,
+        default=default,
+    )
+    assert not r.parsed and r.value == default and r.error
+
+
+async def test_prompt_too_long_is_a_clear_error(backend):
+    with pytest.raises(PromptTooLong, match="exceeds the slot context"):
+        await backend.complete(req("big", prompt=PROMPT * 200))
