@@ -9,7 +9,7 @@ cannot answer; the room goes on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -162,8 +162,13 @@ class Room:
         self.events.emit(MessageReceived(room_id=self.id, message=message))
         return message
 
-    async def handle(self, envelope: Envelope) -> list[PersonaReply]:
-        """Take a message in and let each responding persona answer in turn."""
+    async def handle(
+        self,
+        envelope: Envelope,
+        on_reply: Callable[[PersonaReply], Awaitable[None]] | None = None,
+    ) -> list[PersonaReply]:
+        """Take a message in and let each responding persona answer in turn; ``on_reply``
+        is awaited with each reply as soon as it is ready (hosts post it right away)."""
         self.receive(envelope)
         responders = self.responders(envelope)
         if not responders and envelope.author.kind != ParticipantKind.PERSON:
@@ -177,7 +182,10 @@ class Room:
                 )
         replies = []
         for persona in responders:
-            replies.append((await self.persona_turn(persona, envelope)).reply)
+            reply = (await self.persona_turn(persona, envelope)).reply
+            replies.append(reply)
+            if on_reply is not None:
+                await on_reply(reply)
         return replies
 
     async def persona_turn(self, persona: Persona, envelope: Envelope) -> TurnResult:

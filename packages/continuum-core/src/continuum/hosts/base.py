@@ -51,7 +51,5 @@ class RoomRouter:
         return self.rooms[room_id]
 
     async def dispatch(self, envelope: Envelope, host: HostAdapter) -> list[PersonaReply]:
-        replies = await self.room(f"{envelope.host}:{envelope.room_id}").handle(envelope)
-        for reply in replies:
-            await host.send(reply)
-        return replies
+        room = self.room(f"{envelope.host}:{envelope.room_id}")
+        return await room.handle(envelope, on_reply=host.send)

@@ -99,15 +99,18 @@ class _StreamPrinter:
         elif kind == "reply_posted":
             self.out.write("\n")
             if self.metrics():
-                m = event.metrics
-                self.out.write(
-                    f"    · prompt {m.prompt_tokens} tok, reused {m.reused_tokens}, "
-                    f"evaluated {m.evaluated_tokens}, TTFT {m.ttft_ms:.0f} ms, "
-                    f"{m.decode_tokens_per_s:.0f} tok/s, slot {m.slot_id}\n"
-                )
+                self.out.write(f"    · {_metrics_line(event.metrics.model_dump())}\n")
         elif kind == "turn_failed":
             self.out.write(f"(can't answer right now: {event.error})\n")
         self.out.flush()
+
+
+def _metrics_line(m: dict[str, Any]) -> str:
+    return (
+        f"prompt {m['prompt_tokens']} tok, reused {m['reused_tokens']}, evaluated "
+        f"{m['evaluated_tokens']}, TTFT {m['ttft_ms']:.0f} ms, "
+        f"{m['decode_tokens_per_s']:.0f} tok/s, slot {m['slot_id']}"
+    )
 
 
 def _build(args: argparse.Namespace) -> tuple[list[Persona], Any]:
@@ -181,6 +184,8 @@ async def _run_room(args: argparse.Namespace) -> int:
                 print(f"[{args.name}] {turn['message']}")
                 for r in turn["replies"]:
                     print(f"[{r['name']}] {r['text']}")
+                    if args.metrics and r["metrics"]:
+                        print("    · " + _metrics_line(r["metrics"]))
         return 0 if all(not r["error"] for t in turns for r in t["replies"]) else 1
 
     state = {"metrics": args.metrics}
