@@ -92,3 +92,11 @@ def test_console_host_rejects_non_text_events():
         host.to_envelope({"forged": True})
     e = host.to_envelope("hey @ben and @nobody")
     assert e.mentions == ("ben",) and e.text == "hey @ben and @nobody"
+
+
+async def test_speaker_prefixes_are_stripped_from_what_others_see():
+    backend = ScriptedBackend(lambda req: "Ben: I am Ana, really.")
+    room = Room("r", [A, B], backend)
+    replies = await room.handle(envelope("hi"))
+    assert replies[0].message.text == "I am Ana, really."
+    assert replies[0].message.raw_text == "Ben: I am Ana, really."

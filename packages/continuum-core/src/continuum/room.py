@@ -221,7 +221,7 @@ class Room:
             )
 
         visible, thinks = split_think(completion.text)
-        visible = visible.removeprefix(f"{persona.name}:").strip()
+        visible = _strip_speaker_prefix(visible, [p.name for p in self.participants.values()])
         message = RoomMessage(
             author=self.participants[persona.id], text=visible, raw_text=completion.text
         )
@@ -257,3 +257,12 @@ class Room:
             in_reply_to=envelope.id,
             error=error,
         )
+
+
+def _strip_speaker_prefix(text: str, names: Sequence[str]) -> str:
+    """Small models often start a reply with 'Name:' (theirs or another's); others should
+    not see it. The author's raw text keeps it, so its own KV stays reusable."""
+    for name in sorted(names, key=len, reverse=True):
+        if text.startswith(f"{name}:"):
+            return text[len(name) + 1 :].lstrip()
+    return text

@@ -32,6 +32,7 @@ from continuum.backends.base import (
     FinishReason,
     GenerationSettings,
     InferenceMetrics,
+    Priority,
     SlotKey,
 )
 from continuum.backends.scheduler import InferenceScheduler
@@ -206,8 +207,10 @@ class EmbeddedBackend(Backend):
             except TimeoutError as exc:
                 raise BackendTimeout(f"generation exceeded {request.timeout_s}s") from exc
 
-    def forget_slot(self, key: SlotKey) -> None:
-        self.slots.forget(key)
+    async def forget_slot(self, key: SlotKey) -> None:
+        """Drop a slot's KV (its next turn runs cold). Waits for the context to be free."""
+        async with self.scheduler.turn(Priority.ANALYSIS):
+            self.slots.forget(key)
 
     def slot_tokens(self, key: SlotKey) -> int:
         """Tokens currently cached for a slot (0 if it is not live)."""
