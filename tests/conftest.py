@@ -65,3 +65,10 @@ def backend(model_path: Path) -> Iterator:
     b = EmbeddedBackend(model_path, EmbeddedConfig(live_slots=6, slot_ctx=2048, n_threads=THREADS))
     yield b
     b.close()
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from continuum.memory.embeddings import WordLlamaEmbedder
+
+    return WordLlamaEmbedder()

@@ -16,6 +16,7 @@ from continuum.envelope import RoomMessage
 from continuum.events import (
     EventLog,
     HistoryEdited,
+    MemoryWritten,
     PersonaUpdated,
     ProfileUpdated,
     RoomEvent,
@@ -96,7 +97,7 @@ class CompositionCache:
         """Invalidate on the events that change a composition's inputs."""
 
         def on_event(event: RoomEvent) -> None:
-            if isinstance(event, PersonaUpdated | ProfileUpdated):
+            if isinstance(event, PersonaUpdated | ProfileUpdated | MemoryWritten):
                 self.invalidate(persona_id=event.persona_id)
             elif isinstance(event, HistoryEdited):
                 self.invalidate(room_id=room_id)

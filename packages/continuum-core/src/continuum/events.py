@@ -74,6 +74,12 @@ class ProfileUpdated(_Event):
     persona_id: str
 
 
+class MemoryWritten(_Event):
+    type: Literal["memory_written"] = "memory_written"
+    persona_id: str
+    what: Literal["journal", "profile"] = "journal"
+
+
 class HistoryEdited(_Event):
     type: Literal["history_edited"] = "history_edited"
     message_id: str
@@ -89,7 +95,8 @@ RoomEvent = Annotated[
     | TurnFailed
     | PersonaUpdated
     | ProfileUpdated
-    | HistoryEdited,
+    | HistoryEdited
+    | MemoryWritten,
     Field(discriminator="type"),
 ]
 Subscriber = Callable[[RoomEvent], None]

@@ -34,6 +34,7 @@ from continuum.errors import ContinuumError
 from continuum.events import (
     EventLog,
     HistoryEdited,
+    MemoryWritten,
     MessageReceived,
     PersonaSilent,
     PersonaUpdated,
@@ -44,6 +45,8 @@ from continuum.events import (
     TurnFailed,
     TurnStarted,
 )
+from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
+from continuum.memory.journal import JournalEntry
 from continuum.persona import Persona
 from continuum.prompt_sources import MemoizedCounter, Recipe, TurnContext, persona_turn_recipe
 from continuum.thinking import ThinkBlock, split_think
@@ -59,6 +62,7 @@ class RoomPolicy(BaseModel):
     require_mention: bool = False
     max_persona_turns_per_message: int = Field(default=8, ge=0)
     reply_max_tokens: int = Field(default=160, gt=0)
+    recall_k: int = Field(default=3, ge=0)
     stream_deltas: bool = True
 
 
@@ -79,6 +83,7 @@ class Room:
         policy: RoomPolicy | None = None,
         guidance: str = "",
         cache: CompositionCache | None = None,
+        memory: MemoryEngine | None = None,
     ) -> None:
         self.id = room_id
         self.backend = backend
@@ -93,6 +98,9 @@ class Room:
         self.participants: dict[str, Participant] = {}
         self.profile_snapshots: dict[str, str] = {}
         self._count = MemoizedCounter(backend.count_tokens)
+        self.memory = memory
+        if memory is not None:
+            memory.on_change(self._on_memory_change)
         for persona in personas:
             self.add_persona(persona)
 
@@ -132,8 +140,21 @@ class Room:
             chosen = mentioned + [p for p in self.personas.values() if p not in mentioned]
         return chosen[: self.policy.max_persona_turns_per_message]
 
+    def _on_memory_change(self, persona_id: str, what: str) -> None:
+        if persona_id in self.personas:
+            self.events.emit(MemoryWritten(room_id=self.id, persona_id=persona_id, what=what))
+
     def turn_context(self, persona: Persona) -> TurnContext:
-        """The persona's view: everything so far, the latest message as the new one."""
+        """The persona's view: everything so far, the latest message as the new one.
+        Memory enters only as the profile snapshot (SEMI_STABLE) and recalled entries
+        (VOLATILE), so a memory write never moves the invariant prefix."""
+        new_message = self.history[-1]
+        retrieval: tuple[str, ...] = ()
+        profile = self.profile_snapshots.get(persona.id, "")
+        if self.memory is not None:
+            recalled = self.memory.recall(persona.id, new_message.text, k=self.policy.recall_k)
+            retrieval = tuple(r.render() for r in recalled)
+            profile = self.memory.profile(persona.id).snapshot() or profile
         return TurnContext(
             persona=persona,
             room_id=self.id,
@@ -141,16 +162,17 @@ class Room:
             new_message=self.history[-1],
             participants=tuple(self.participants.values()),
             guidance=self.guidance,
-            profile_snapshot=self.profile_snapshots.get(persona.id, ""),
+            profile_snapshot=profile,
+            retrieval=retrieval,
             count_tokens=self._count,
         )
 
     def compose(self, persona: Persona) -> ComposedPrompt:
-        ctx = self.turn_context(persona)
-        key = self.cache.key(
-            persona.id, self.id, self.recipe.id, history_tail_ids(ctx.history, ctx.new_message)
+        tail = history_tail_ids(self.history[:-1], self.history[-1])
+        key = self.cache.key(persona.id, self.id, self.recipe.id, tail)
+        return self.cache.get_or_compose(
+            key, lambda: self.recipe.compose(self.turn_context(persona))
         )
-        return self.cache.get_or_compose(key, lambda: self.recipe.compose(ctx))
 
     def receive(self, envelope: Envelope) -> RoomMessage:
         author = envelope.author
@@ -160,7 +182,31 @@ class Room:
         )
         self.history.append(message)
         self.events.emit(MessageReceived(room_id=self.id, message=message))
+        if (
+            self.memory is not None
+            and author.kind == ParticipantKind.PERSON
+            and EXPLICIT_REQUEST.search(message.text)
+        ):
+            self._remember_explicitly(envelope, message)
         return message
+
+    def _remember_explicitly(self, envelope: Envelope, message: RoomMessage) -> None:
+        """A person asked to remember something: always honoured, by the personas addressed
+        (or everyone present)."""
+        assert self.memory is not None
+        targets = [m for m in envelope.mentions if m in self.personas] or list(self.personas)
+        for persona_id in targets:
+            self.memory.remember(
+                JournalEntry(
+                    persona=persona_id,
+                    host=envelope.host,
+                    room=self.id,
+                    partners=(message.author.id,),
+                    salience=1.0,
+                    summary=f"{message.author.name} asked me to remember this.",
+                    text=f"{message.author.name}: {message.text}",
+                )
+            )
 
     async def handle(
         self,

@@ -1,0 +1,157 @@
+"""MemoryEngine: journals + recall index + profiles for every persona under one data dir.
+
+The data directory defaults to ``$CONTINUUM_DATA``, else ``$XDG_DATA_HOME/continuum``, else
+``~/.local/share/continuum``. With a memory key (see :mod:`continuum.memory.crypto`)
+journals and profiles are encrypted at rest and the index lives only in this process's
+memory, rebuilt from the decrypted files at start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from continuum.memory.crypto import Cipher, cipher_from_environment
+from continuum.memory.embeddings import Embedder, WordLlamaEmbedder
+from continuum.memory.index import MemoryIndex, Recalled, RecallFilters, SyncReport
+from continuum.memory.journal import JournalEntry, JournalStore
+from continuum.memory.profile import ProfileStore
+
+EXPLICIT_REQUEST = re.compile(
+    r"\b(remember (that|this|me|my|i)|please remember|don'?t forget|do not forget|"
+    r"make a note|note that|keep in mind)\b",
+    re.IGNORECASE,
+)
+
+
+def default_data_dir() -> Path:
+    if os.environ.get("CONTINUUM_DATA"):
+        return Path(os.environ["CONTINUUM_DATA"]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "continuum"
+
+
+class WritePolicy(BaseModel):
+    """When the model's plan may write a journal entry (explicit requests always may)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    min_salience: float = Field(default=0.6, ge=0, le=1)
+    max_per_hour: int = Field(default=30, ge=0)
+
+
+class MemoryEngine:
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        embedder: Embedder | None = None,
+        cipher: Cipher | bool | None = True,
+        policy: WritePolicy | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.cipher = cipher_from_environment() if cipher is True else (cipher or None)
+        self.embedder = embedder or WordLlamaEmbedder()
+        db = ":memory:" if self.cipher else self.data_dir / "index.sqlite3"
+        self.index = MemoryIndex(db, self.embedder)
+        self.policy = policy or WritePolicy()
+        self._journals: dict[str, JournalStore] = {}
+        self._profiles: dict[str, ProfileStore] = {}
+        self._recent_writes: dict[str, deque[float]] = {}
+        self._listeners: list[Callable[[str, str], None]] = []
+        self.sync()
+
+    # --- stores -------------------------------------------------------------------------
+
+    def journal(self, persona_id: str) -> JournalStore:
+        if persona_id not in self._journals:
+            self._journals[persona_id] = JournalStore(self.data_dir, persona_id, self.cipher)
+        return self._journals[persona_id]
+
+    def profile(self, persona_id: str) -> ProfileStore:
+        if persona_id not in self._profiles:
+            self._profiles[persona_id] = ProfileStore(self.data_dir, persona_id, self.cipher)
+        return self._profiles[persona_id]
+
+    def persona_ids(self) -> list[str]:
+        root = self.data_dir / "personas"
+        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+
+    def on_change(self, listener: Callable[[str, str], None]) -> None:
+        """``listener(persona_id, what)`` after a journal or profile change."""
+        self._listeners.append(listener)
+
+    def _changed(self, persona_id: str, what: str) -> None:
+        for listener in self._listeners:
+            listener(persona_id, what)
+
+    # --- writing ------------------------------------------------------------------------
+
+    def remember(self, entry: JournalEntry) -> JournalEntry:
+        """Write unconditionally (explicit requests, imports)."""
+        path = self.journal(entry.persona).write(entry)
+        self.index.add(entry, path)
+        self._recent_writes.setdefault(entry.persona, deque()).append(time.monotonic())
+        self._changed(entry.persona, "journal")
+        return entry
+
+    def consider(self, entry: JournalEntry, explicit: bool = False) -> JournalEntry | None:
+        """Write if explicit, or salient enough and within the rate limit."""
+        if explicit:
+            return self.remember(entry)
+        if entry.salience < self.policy.min_salience:
+            return None
+        writes = self._recent_writes.setdefault(entry.persona, deque())
+        now = time.monotonic()
+        while writes and now - writes[0] > 3600:
+            writes.popleft()
+        if len(writes) >= self.policy.max_per_hour:
+            return None
+        return self.remember(entry)
+
+    def forget(self, persona_id: str, entry_id: str, purge_history: bool = True) -> bool:
+        existed = self.journal(persona_id).forget(entry_id, purge_history=purge_history)
+        self.index.remove(entry_id)
+        self._changed(persona_id, "journal")
+        return existed
+
+    def apply_profile_update(self, persona_id: str, update: object) -> bool:
+        merged = self.profile(persona_id).apply(update)  # type: ignore[arg-type]
+        if merged is not None:
+            self._changed(persona_id, "profile")
+        return merged is not None
+
+    # --- reading ------------------------------------------------------------------------
+
+    def recall(
+        self, persona_id: str, query: str, k: int = 3, filters: RecallFilters | None = None
+    ) -> list[Recalled]:
+        return self.index.search(persona_id, query, k=k, filters=filters)
+
+    def entries(self, persona_id: str) -> list[JournalEntry]:
+        store = self.journal(persona_id)
+        return [store.read_path(p) for p in store.paths()]
+
+    def sync(self) -> SyncReport:
+        """Reconcile the index with the files (hand edits, deletions, other writers)."""
+        total = SyncReport()
+        for persona_id in self.persona_ids():
+            r = self.index.sync(self.journal(persona_id))
+            total.added += r.added
+            total.updated += r.updated
+            total.removed += r.removed
+            total.unchanged += r.unchanged
+            total.broken += r.broken
+        return total
+
+    def rebuild(self) -> SyncReport:
+        return self.index.rebuild([self.journal(p) for p in self.persona_ids()])
+
+    def close(self) -> None:
+        self.index.close()
