@@ -101,6 +101,19 @@ class MemoryEngine:
         self._changed(entry.persona, "journal")
         return entry
 
+    def import_many(self, entries: list[JournalEntry], batch: int = 2000) -> int:
+        """Bulk import (see JournalStore.import_many); indexes in large transactions."""
+        by_persona: dict[str, list[JournalEntry]] = {}
+        for entry in entries:
+            by_persona.setdefault(entry.persona, []).append(entry)
+        for persona_id, items in by_persona.items():
+            for start in range(0, len(items), batch):
+                chunk = items[start : start + batch]
+                paths = self.journal(persona_id).import_many(chunk)
+                self.index.add_many(list(zip(chunk, paths, strict=True)))
+            self._changed(persona_id, "journal")
+        return len(entries)
+
     def consider(self, entry: JournalEntry, explicit: bool = False) -> JournalEntry | None:
         """Write if explicit, or salient enough and within the rate limit."""
         if explicit:

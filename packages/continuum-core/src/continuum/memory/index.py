@@ -29,6 +29,7 @@ from continuum.memory.journal import JournalEntry, JournalFileError, JournalStor
 
 log = logging.getLogger("continuum.memory")
 
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     rowid INTEGER PRIMARY KEY,
@@ -48,7 +49,8 @@ CREATE TABLE IF NOT EXISTS entries (
     embedding BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_persona_ts ON entries(persona, ts);
-CREATE VIRTUAL TABLE IF NOT EXISTS entries_fts USING fts5(body, tokenize='porter unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS entries_fts USING fts5(body, tokenize='unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS entries_vocab USING fts5vocab(entries_fts, 'row');
 """
 
 
@@ -92,10 +94,15 @@ class SyncReport:
 
 @dataclass
 class _Matrix:
+    """A persona's entries in memory: vectors, metadata arrays and inverted maps for
+    filters, so recall never scans rows in SQL or Python."""
+
     rowids: np.ndarray
     vectors: np.ndarray
     ts: np.ndarray
     salience: np.ndarray
+    position: dict[int, int]
+    by_value: dict[tuple[str, str], np.ndarray]
 
 
 STOPWORDS = frozenset(
@@ -105,9 +112,24 @@ STOPWORDS = frozenset(
 )
 
 
-def _fts_query(text: str) -> str:
-    words = [w for w in re.findall(r"\w+", text.lower()) if len(w) > 1 and w not in STOPWORDS]
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+_SUFFIXES = ("ing", "edly", "ed", "es", "ly", "s")
+
+
+def stem(word: str) -> str:
+    """A light, consistent suffix stripper applied at index and query time."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def fts_terms(text: str) -> list[str]:
+    words = re.findall(r"\w+", text.lower())
+    return list(dict.fromkeys(stem(w) for w in words if len(w) > 1 and w not in STOPWORDS))
+
+
+def fts_body(text: str) -> str:
+    return " ".join(stem(w) for w in re.findall(r"\w+", text.lower()))
 
 
 def _saturate(bm25: float, k: float = 4.0) -> float:
@@ -128,9 +150,17 @@ class MemoryIndex:
         if self.db_path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            # An index of another layout: drop it; sync() re-adds everything from the files.
+            self._db.executescript(
+                "DROP TABLE IF EXISTS entries_vocab; DROP TABLE IF EXISTS entries_fts;"
+                "DROP TABLE IF EXISTS entries;"
+            )
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._db.executescript(SCHEMA)
         self._lock = threading.RLock()
         self._matrices: dict[str, _Matrix] = {}
+        self._df: dict[str, int] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -257,6 +287,7 @@ class MemoryIndex:
                 self._db.execute("ROLLBACK")
             raise
         self._matrices.pop(entry.persona, None)
+        self._df.clear()
 
     def _delete_where(self, where: str, value: str, transaction: bool = True) -> None:
         rows = self._db.execute(
@@ -276,6 +307,7 @@ class MemoryIndex:
             self._db.execute("DELETE FROM entries")
             self._db.execute("DELETE FROM entries_fts")
             self._matrices.clear()
+            self._df.clear()
         total = SyncReport()
         for store in stores:
             r = self.sync(store)
@@ -304,8 +336,8 @@ class MemoryIndex:
         m = self._matrices.get(persona)
         if m is None:
             rows = self._db.execute(
-                "SELECT rowid, ts, salience, embedding FROM entries WHERE persona = ?"
-                " ORDER BY rowid",
+                "SELECT rowid, ts, salience, embedding, partners, topics, emotions"
+                " FROM entries WHERE persona = ? ORDER BY rowid",
                 (persona,),
             ).fetchall()
             dim = self.embedder.dim
@@ -316,35 +348,50 @@ class MemoryIndex:
                 if rows
                 else np.zeros((0, dim), np.float32)
             )
+            groups: dict[tuple[str, str], list[int]] = {}
+            for i, r in enumerate(rows):
+                for column, raw in (("partner", r[4]), ("topic", r[5]), ("emotion", r[6])):
+                    for value in json.loads(raw):
+                        groups.setdefault((column, value), []).append(i)
             m = _Matrix(
                 rowids=np.array([r[0] for r in rows], dtype=np.int64),
                 vectors=vectors,
                 ts=np.array([r[1] for r in rows]),
                 salience=np.array([r[2] for r in rows]),
+                position={r[0]: i for i, r in enumerate(rows)},
+                by_value={k: np.array(v, dtype=np.int64) for k, v in groups.items()},
             )
             self._matrices[persona] = m
         return m
 
-    def _filtered_rowids(self, persona: str, f: RecallFilters) -> set[int] | None:
-        clauses, args = [], [persona]
-        for column, value in (
-            ("partners", f.partner),
-            ("topics", f.topic),
-            ("emotions", f.emotion),
-        ):
+    def _mask(self, m: _Matrix, f: RecallFilters) -> np.ndarray | None:
+        mask = None
+        for column, value in (("partner", f.partner), ("topic", f.topic), ("emotion", f.emotion)):
             if value:
-                clauses.append(f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)")
-                args.append(value.lower())
-        if f.since:
-            clauses.append("ts >= ?")
-            args.append(f.since.timestamp())
-        if f.until:
-            clauses.append("ts <= ?")
-            args.append(f.until.timestamp())
-        if not clauses:
-            return None
-        sql = "SELECT rowid FROM entries WHERE persona = ? AND " + " AND ".join(clauses)
-        return {r[0] for r in self._db.execute(sql, args)}
+                hit = np.zeros(len(m.rowids), dtype=bool)
+                hit[m.by_value.get((column, value.lower()), np.zeros(0, np.int64))] = True
+                mask = hit if mask is None else mask & hit
+        if f.since or f.until:
+            lo = f.since.timestamp() if f.since else -np.inf
+            hi = f.until.timestamp() if f.until else np.inf
+            window = (m.ts >= lo) & (m.ts <= hi)
+            mask = window if mask is None else mask & window
+        return mask
+
+    def _selective_terms(self, terms: list[str], total: int, max_df: float) -> list[str]:
+        """Drop terms that occur in more than ``max_df`` of all entries: they add little
+        to BM25 and make FTS5 score most of the table."""
+        missing = [t for t in terms if t not in self._df]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            found = dict(
+                self._db.execute(
+                    f"SELECT term, doc FROM entries_vocab WHERE term IN ({marks})", missing
+                )
+            )
+            for t in missing:
+                self._df[t] = found.get(t, 0)
+        return [t for t in terms if 0 < self._df[t] <= max(50, max_df * total)]
 
     def search(
         self,
@@ -354,68 +401,71 @@ class MemoryIndex:
         filters: RecallFilters | None = None,
         now: float | None = None,
         candidates: int = 200,
+        max_df: float = 0.05,
     ) -> list[Recalled]:
         filters = filters or RecallFilters()
         now = time.time() if now is None else now
         with self._lock:
-            allowed = self._filtered_rowids(persona, filters)
-            if allowed is not None and not allowed:
-                return []
             m = self._matrix(persona)
-            if not len(m.rowids):
+            n = len(m.rowids)
+            if not n:
                 return []
-            scores: dict[int, list[float]] = {}
-            fts = _fts_query(query)
-            if fts:
+            mask = self._mask(m, filters)
+            if mask is not None and not mask.any():
+                return []
+            # semantic candidates
+            sims = m.vectors @ self.embedder.embed([query])[0]
+            if mask is not None:
+                sims = np.where(mask, sims, -np.inf)
+            take = min(candidates, n)
+            cand = np.argpartition(-sims, take - 1)[:take]
+            bm = np.zeros(n)
+            # keyword candidates (selective terms only)
+            terms = self._selective_terms(fts_terms(query), self.count(), max_df)
+            if terms:
                 rows = self._db.execute(
                     "SELECT f.rowid, bm25(entries_fts) FROM entries_fts f JOIN entries e"
                     " ON e.rowid = f.rowid WHERE entries_fts MATCH ? AND e.persona = ?"
                     " ORDER BY bm25(entries_fts) LIMIT ?",
-                    (fts, persona, candidates),
+                    (" OR ".join(f'"{t}"' for t in terms), persona, candidates),
                 ).fetchall()
-                for rowid, raw in rows:
-                    if allowed is None or rowid in allowed:
-                        scores[rowid] = [_saturate(raw), 0.0]
-            q = self.embedder.embed([query])[0]
-            sims = m.vectors @ q
-            if allowed is not None:
-                mask = np.isin(m.rowids, np.fromiter(allowed, dtype=np.int64))
-                sims = np.where(mask, sims, -np.inf)
-            top = np.argpartition(-sims, min(candidates, len(sims) - 1))[:candidates]
-            for i in top:
-                if np.isfinite(sims[i]):
-                    scores.setdefault(int(m.rowids[i]), [0.0, 0.0])
-            idx = {int(r): i for i, r in enumerate(m.rowids)}
-            ranked = []
-            for rowid, pair in scores.items():
-                i = idx.get(rowid)
-                if i is None:
-                    continue
-                bm, sim = pair[0], float(sims[i])
-                age_days = max(0.0, (now - m.ts[i]) / 86400)
-                recency = 0.5 + 0.5 * math.exp(-age_days * math.log(2) / self.half_life_days)
-                base = 0.5 * bm + 0.5 * max(sim, 0.0)
-                ranked.append((base * recency * (0.75 + 0.25 * m.salience[i]), rowid, bm, sim))
-            ranked.sort(reverse=True)
+                hits = np.array([m.position[r] for r, _ in rows if r in m.position], dtype=np.int64)
+                if len(hits):
+                    bm[hits] = [_saturate(raw) for r, raw in rows if r in m.position]
+                    cand = np.union1d(cand, hits)
+            cand = cand[np.isfinite(sims[cand])]
+            age_days = np.maximum(0.0, (now - m.ts[cand]) / 86400)
+            recency = 0.5 + 0.5 * np.exp(-age_days * math.log(2) / self.half_life_days)
+            base = 0.5 * bm[cand] + 0.5 * np.maximum(sims[cand], 0.0)
+            score = base * recency * (0.75 + 0.25 * m.salience[cand])
+            order = np.argsort(-score)[:k]
+            best = [(float(score[i]), int(cand[i])) for i in order if score[i] > 0]
+            if not best:
+                return []
+            rowids = [int(m.rowids[pos]) for _, pos in best]
+            marks = ",".join("?" * len(rowids))
+            fetched = {
+                r[0]: r
+                for r in self._db.execute(
+                    "SELECT rowid, id, ts, partners, topics, summary, text FROM entries"
+                    f" WHERE rowid IN ({marks})",
+                    rowids,
+                )
+            }
             out = []
-            for score, rowid, bm, sim in ranked[:k]:
-                if score <= 0:
-                    continue
-                row = self._db.execute(
-                    "SELECT id, ts, partners, topics, summary, text FROM entries WHERE rowid = ?",
-                    (rowid,),
-                ).fetchone()
+            for (sc, pos), rowid in zip(best, rowids, strict=True):
+                row = fetched[rowid]
                 out.append(
                     Recalled(
-                        entry_id=row[0],
-                        score=score,
-                        bm25=bm,
-                        similarity=sim,
-                        timestamp=datetime.fromtimestamp(row[1]).astimezone(),
-                        partners=tuple(json.loads(row[2])),
-                        topics=tuple(json.loads(row[3])),
-                        summary=row[4],
-                        text=row[5],
+                        entry_id=row[1],
+                        score=sc,
+                        bm25=float(bm[pos]),
+                        similarity=float(sims[pos]),
+                        timestamp=datetime.fromtimestamp(row[2]).astimezone(),
+                        partners=tuple(json.loads(row[3])),
+                        topics=tuple(json.loads(row[4])),
+                        summary=row[5],
+                        text=row[6],
                     )
                 )
             return out
