@@ -53,7 +53,7 @@ def make_entries(n: int, seed: int = 0) -> list[JournalEntry]:
         words = rng.choices(vocab, weights=weights, k=rng.randint(12, 40))
         out.append(
             JournalEntry(
-                id=f"{(start + timedelta(minutes=i * 7)).strftime('%Y%m%dT%H%M%S')}-{i % 16**6:06x}",
+                id=f"{(start + timedelta(minutes=i * 7)):%Y%m%dT%H%M%S}-{i % 16**6:06x}",
                 persona="maya",
                 timestamp=start + timedelta(minutes=i * 7),
                 partners=(rng.choice(PARTNERS),),

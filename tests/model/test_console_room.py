@@ -11,7 +11,7 @@ from tests.conftest import THREADS
 pytestmark = pytest.mark.model
 
 
-def test_console_room_several_personas_answer(model_path):
+def test_console_room_several_personas_answer(model_path, tmp_path):
     out = subprocess.run(
         [
             sys.executable,
@@ -27,6 +27,8 @@ def test_console_room_several_personas_answer(model_path):
             "24",
             "--threads",
             str(THREADS),
+            "--data-dir",
+            str(tmp_path),
         ],
         capture_output=True,
         text=True,
@@ -50,10 +52,51 @@ def test_bad_persona_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('id = "x"\nname = "X"\nidentity = "y"\n[voice]\nspeed = "fast"\n')
     out = subprocess.run(
-        [sys.executable, "-m", "continuum", "room", "--personas", str(bad), "--say", "hi"],
+        [
+            sys.executable,
+            "-m",
+            "continuum",
+            "room",
+            "--personas",
+            str(bad),
+            "--no-memory",
+            "--say",
+            "hi",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert out.returncode == 2
     assert f"{bad}: field 'voice.speed'" in out.stderr
+
+
+def test_memory_survives_a_process_restart(model_path, tmp_path):
+    """Session 1 (one process) is told a fact; session 2 (a new process) recalls it."""
+
+    def room(*say):
+        cmd = [
+            sys.executable,
+            "-m",
+            "continuum",
+            "room",
+            "--data-dir",
+            str(tmp_path),
+            "--json",
+            "--only",
+            "maya",
+            "--max-tokens",
+            "12",
+            "--threads",
+            str(THREADS),
+        ]
+        for s in say:
+            cmd += ["--say", s]
+        return json.loads(
+            subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout
+        )
+
+    room("Please remember that my daughter Ines starts school on Monday.")
+    second = room("When does Ines start school?")
+    [reply] = second["turns"][0]["replies"]
+    assert any("Ines starts school on Monday" in r for r in reply["recalled"])

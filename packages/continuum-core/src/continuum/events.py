@@ -45,6 +45,7 @@ class ReplyPosted(_Event):
     persona_id: str
     message: RoomMessage
     metrics: InferenceMetrics
+    recalled: tuple[str, ...] = ()  # memories that were in this turn's prompt
 
 
 class ThinkBlockEmitted(_Event):

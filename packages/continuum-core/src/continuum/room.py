@@ -99,6 +99,7 @@ class Room:
         self.profile_snapshots: dict[str, str] = {}
         self._count = MemoizedCounter(backend.count_tokens)
         self.memory = memory
+        self._recalled: dict[str, tuple[str, ...]] = {}
         if memory is not None:
             memory.on_change(self._on_memory_change)
         for persona in personas:
@@ -154,6 +155,7 @@ class Room:
         if self.memory is not None:
             recalled = self.memory.recall(persona.id, new_message.text, k=self.policy.recall_k)
             retrieval = tuple(r.render() for r in recalled)
+            self._recalled[persona.id] = retrieval
             profile = self.memory.profile(persona.id).snapshot() or profile
         return TurnContext(
             persona=persona,
@@ -281,7 +283,11 @@ class Room:
             )
         self.events.emit(
             ReplyPosted(
-                room_id=self.id, persona_id=persona.id, message=message, metrics=completion.metrics
+                room_id=self.id,
+                persona_id=persona.id,
+                message=message,
+                metrics=completion.metrics,
+                recalled=self._recalled.get(persona.id, ()),
             )
         )
         return TurnResult(

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from continuum.backends.base import Backend
 from continuum.envelope import Envelope, PersonaReply
+from continuum.memory.engine import MemoryEngine
 from continuum.persona import Persona
 from continuum.room import Room, RoomPolicy
 
@@ -36,13 +37,17 @@ class RoomRouter:
         backend: Backend,
         policy: RoomPolicy | None = None,
         room_factory: Callable[[str], Room] | None = None,
+        memory: MemoryEngine | None = None,
     ) -> None:
         self.personas = list(personas)
         self.backend = backend
         self.policy = policy
+        self.memory = memory
         self.rooms: dict[str, Room] = {}
         self._factory = room_factory or (
-            lambda room_id: Room(room_id, self.personas, self.backend, policy=self.policy)
+            lambda room_id: Room(
+                room_id, self.personas, self.backend, policy=self.policy, memory=self.memory
+            )
         )
 
     def room(self, room_id: str) -> Room:

