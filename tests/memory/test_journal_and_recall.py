@@ -133,3 +133,19 @@ def test_entries_for_the_wrong_persona_or_invalid_are_rejected(engine, bad):
     lines = [bad.strip() if line.startswith(f"{field}:") else line for line in text.split("\n")]
     path.write_text("\n".join(lines))
     assert engine.sync().broken
+
+
+def test_snapshot_carries_commitments_and_changes_only_when_they_do(engine):
+    engine.apply_profile_update("maya", {"add_hobbies": ["climbing"]})
+    first = engine.snapshot("maya")
+    assert first == "Hobbies: climbing"
+    engine.remember(entry("Small talk about the weather.", salience=0.9))
+    assert engine.snapshot("maya") is first  # nothing meaningful changed: not regenerated
+    engine.remember(
+        entry(
+            "Agreed to review Sam's slides.",
+            salience=0.9,
+            commitments=("review Sam's slides by Friday",),
+        )
+    )
+    assert engine.snapshot("maya").endswith("Commitments you made: review Sam's slides by Friday")

@@ -156,7 +156,7 @@ class Room:
             recalled = self.memory.recall(persona.id, new_message.text, k=self.policy.recall_k)
             retrieval = tuple(r.render() for r in recalled)
             self._recalled[persona.id] = retrieval
-            profile = self.memory.profile(persona.id).snapshot() or profile
+            profile = self.memory.snapshot(persona.id) or profile
         return TurnContext(
             persona=persona,
             room_id=self.id,

@@ -65,6 +65,8 @@ class MemoryEngine:
         self._profiles: dict[str, ProfileStore] = {}
         self._recent_writes: dict[str, deque[float]] = {}
         self._listeners: list[Callable[[str, str], None]] = []
+        self._snapshots: dict[str, tuple[tuple[int, int], str]] = {}
+        self._commitment_version: dict[str, int] = {}
         self.sync()
 
     # --- stores -------------------------------------------------------------------------
@@ -97,6 +99,10 @@ class MemoryEngine:
         """Write unconditionally (explicit requests, imports)."""
         path = self.journal(entry.persona).write(entry)
         self.index.add(entry, path)
+        if entry.commitments:
+            self._commitment_version[entry.persona] = (
+                self._commitment_version.get(entry.persona, 0) + 1
+            )
         self._recent_writes.setdefault(entry.persona, deque()).append(time.monotonic())
         self._changed(entry.persona, "journal")
         return entry
@@ -130,6 +136,7 @@ class MemoryEngine:
 
     def forget(self, persona_id: str, entry_id: str, purge_history: bool = True) -> bool:
         existed = self.journal(persona_id).forget(entry_id, purge_history=purge_history)
+        self._commitment_version[persona_id] = self._commitment_version.get(persona_id, 0) + 1
         self.index.remove(entry_id)
         self._changed(persona_id, "journal")
         return existed
@@ -141,6 +148,24 @@ class MemoryEngine:
         return merged is not None
 
     # --- reading ------------------------------------------------------------------------
+
+    def snapshot(self, persona_id: str, max_commitments: int = 5) -> str:
+        """The SEMI_STABLE memory text: the profile snapshot plus standing commitments from
+        consolidated journal entries. Cached; regenerated only when either changes."""
+        profile = self.profile(persona_id)
+        key = (profile.load().version, self._commitment_version.get(persona_id, 0))
+        cached = self._snapshots.get(persona_id)
+        if cached is None or cached[0] != key:
+            commitments = self.index.commitments(persona_id, max_commitments)
+            text = profile.snapshot()
+            if commitments:
+                text = (
+                    (text + "\n" if text else "")
+                    + "Commitments you made: "
+                    + "; ".join(commitments)
+                )
+            cached = self._snapshots[persona_id] = (key, text)
+        return cached[1]
 
     def recall(
         self, persona_id: str, query: str, k: int = 3, filters: RecallFilters | None = None

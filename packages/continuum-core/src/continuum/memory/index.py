@@ -29,7 +29,7 @@ from continuum.memory.journal import JournalEntry, JournalFileError, JournalStor
 
 log = logging.getLogger("continuum.memory")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     rowid INTEGER PRIMARY KEY,
@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS entries (
     partners TEXT NOT NULL,
     topics TEXT NOT NULL,
     emotions TEXT NOT NULL,
+    commitments TEXT NOT NULL,
     salience REAL NOT NULL,
     summary TEXT NOT NULL,
     text TEXT NOT NULL,
@@ -257,8 +258,8 @@ class MemoryIndex:
             self._delete_where("id = ?", entry.id, transaction=False)
             cur = self._db.execute(
                 "INSERT INTO entries (id, persona, path, mtime_ns, size, sha256, ts, partners,"
-                " topics, emotions, salience, summary, text, embedding)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " topics, emotions, commitments, salience, summary, text, embedding)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     entry.id,
                     entry.persona,
@@ -270,6 +271,7 @@ class MemoryIndex:
                     json.dumps(entry.partners),
                     json.dumps(entry.topics),
                     json.dumps(entry.emotions),
+                    json.dumps(entry.commitments),
                     entry.salience,
                     entry.summary,
                     entry.text,
@@ -321,6 +323,15 @@ class MemoryIndex:
         return self._db.execute(
             "SELECT COUNT(*) FROM entries WHERE persona = ?", (persona,)
         ).fetchone()[0]
+
+    def commitments(self, persona: str, limit: int) -> list[str]:
+        """The most salient, most recent commitments recorded for a persona."""
+        rows = self._db.execute(
+            "SELECT c.value FROM entries e, json_each(e.commitments) c WHERE e.persona = ?"
+            " ORDER BY e.salience DESC, e.ts DESC LIMIT ?",
+            (persona, limit),
+        ).fetchall()
+        return list(dict.fromkeys(r[0] for r in rows))
 
     def ids(self, persona: str) -> list[str]:
         return [
