@@ -38,3 +38,12 @@ async def test_event_handlers_never_block(engine):
         for _ in range(2000):
             feed(events, "thinking")
     assert len(hippo.queue) == 512  # bounded
+
+
+def test_out_of_range_numbers_from_the_model_are_clamped():
+    from continuum.memory.hippocampus import Consolidation
+
+    c = Consolidation.model_validate(
+        {"summary": "x", "salience": 2, "people": [{"name": "Sam", "sentiment": -3}]}
+    )
+    assert c.salience == 1.0 and c.people[0].sentiment == -0.5

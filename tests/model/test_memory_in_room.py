@@ -100,6 +100,8 @@ async def test_a_new_message_cancels_inflight_consolidation(backend, tmp_path, e
             assert not await hippo.consolidate_full_once()
 
         tg.start_soon(consolidate)
-        await anyio.sleep(0.3)
+        with anyio.fail_after(30):
+            while hippo._inflight is None:  # wait until the model pass is under way
+                await anyio.sleep(0.001)
         room.receive(say("Are you there?", 1))  # a person speaks: give the model back
     assert hippo.stats.cancelled == 1 and len(hippo.queue) == 1

@@ -17,9 +17,10 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from continuum.backends.base import Backend, CompletionRequest, GenerationSettings, Priority
 from continuum.envelope import ParticipantKind
@@ -36,11 +37,20 @@ _COMMITMENT = re.compile(
 )
 
 
+def _clamp(low: float, high: float) -> Any:
+    """JSON grammars constrain shape, not numeric ranges: clamp instead of discarding."""
+
+    def clamp(value: Any) -> Any:
+        return min(high, max(low, value)) if isinstance(value, int | float) else value
+
+    return BeforeValidator(clamp)
+
+
 class PersonNote(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=80)
     note: str = Field(default="", max_length=200)
-    sentiment: float = Field(default=0.0, ge=-0.5, le=0.5)
+    sentiment: Annotated[float, _clamp(-0.5, 0.5)] = Field(default=0.0, ge=-0.5, le=0.5)
 
 
 class Consolidation(BaseModel):
@@ -53,7 +63,7 @@ class Consolidation(BaseModel):
     commitments: list[str] = Field(default_factory=list, max_length=3)
     topics: list[str] = Field(default_factory=list, max_length=5)
     emotions: list[str] = Field(default_factory=list, max_length=3)
-    salience: float = Field(ge=0.0, le=1.0)
+    salience: Annotated[float, _clamp(0.0, 1.0)] = Field(ge=0.0, le=1.0)
 
 
 @dataclass
