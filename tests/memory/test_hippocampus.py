@@ -47,3 +47,56 @@ def test_out_of_range_numbers_from_the_model_are_clamped():
         {"summary": "x", "salience": 2, "people": [{"name": "Sam", "sentiment": -3}]}
     )
     assert c.salience == 1.0 and c.people[0].sentiment == -0.5
+
+
+async def test_model_consolidation_maps_to_journal_and_profile(engine):
+    """Orchestration only (scripted backend): facts become an entry, people a contact."""
+    import json
+
+    from continuum.room import Room
+    from tests.scripted_backend import ScriptedBackend
+
+    consolidation = {
+        "summary": "Sam adopted a dog.",
+        "facts": ["Sam's dog is called Pixel"],
+        "people": [{"name": "Sam", "note": "new dog owner", "sentiment": 0.2}],
+        "commitments": [],
+        "topics": ["pets"],
+        "emotions": ["joy"],
+        "salience": 0.9,
+    }
+    backend = ScriptedBackend(
+        lambda req: json.dumps(consolidation) if req.json_schema else "Congratulations!"
+    )
+    from continuum.persona import Persona
+
+    room = Room("r", [Persona(id="maya", name="Maya", identity="x")], backend, memory=engine)
+    hippo = Hippocampus(engine, backend, quiet_s=0.0)
+    hippo.attach(room.events)
+    from continuum.envelope import Envelope, ReplyTarget, TextPart
+
+    await room.handle(
+        Envelope(
+            host="t",
+            room_id="r",
+            author=SAM,
+            parts=(TextPart(text="I adopted a dog called Pixel!"),),
+            reply_to=ReplyTarget(host="t", channel="r"),
+        )
+    )
+    assert await hippo.consolidate_full_once()
+    [entry] = engine.entries("maya")
+    assert entry.text == "- Sam's dog is called Pixel" and entry.partners == ("sam",)
+    assert engine.profile("maya").load().contacts["sam"].notes == ("new dog owner",)
+    consolidation["facts"] = []
+    await room.handle(
+        Envelope(
+            host="t",
+            room_id="r",
+            author=SAM,
+            parts=(TextPart(text="ok bye"),),
+            reply_to=ReplyTarget(host="t", channel="r"),
+        )
+    )
+    assert await hippo.consolidate_full_once()
+    assert len(engine.entries("maya")) == 1  # nothing extracted: nothing written

@@ -100,3 +100,17 @@ async def test_speaker_prefixes_are_stripped_from_what_others_see():
     replies = await room.handle(envelope("hi"))
     assert replies[0].message.text == "I am Ana, really."
     assert replies[0].message.raw_text == "Ben: I am Ana, really."
+
+
+async def test_structured_output_tolerates_control_characters_in_strings():
+    from pydantic import BaseModel
+
+    from continuum.backends.base import CompletionRequest
+    from continuum.structured import complete_structured
+
+    class Note(BaseModel):
+        text: str
+
+    backend = ScriptedBackend(lambda req: '{"text": "line one\nline two"}')
+    r = await complete_structured(backend, CompletionRequest(prompt="x"), Note, Note(text=""))
+    assert r.parsed and r.value.text == "line one\nline two"

@@ -33,7 +33,7 @@ async def complete_structured(
     req = request.model_copy(update={"json_schema": json_schema_for(schema)})
     completion = await backend.complete(req)
     try:
-        value = schema.model_validate(json.loads(completion.text))
+        value = schema.model_validate(json.loads(completion.text, strict=False))
         return StructuredResult[schema](value=value, parsed=True, completion=completion)
     except (json.JSONDecodeError, ValidationError) as exc:
         log.warning("structured output did not validate against %s: %s", schema.__name__, exc)

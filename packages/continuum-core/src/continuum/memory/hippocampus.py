@@ -107,6 +107,7 @@ class Hippocampus:
         self._inflight: anyio.CancelScope | None = None
         self._last_human: dict[str, tuple[str, str, str]] = {}  # room -> (id, name, text)
         self._people: dict[str, dict[str, str]] = {}  # room -> name -> id
+        self.last: Consolidation | None = None  # the latest model consolidation
 
     # --- event intake (synchronous, never blocks the room) -----------------------------
 
@@ -228,22 +229,26 @@ class Hippocampus:
         partners = tuple(
             item.partners[p.name.lower()] for p in c.people if p.name.lower() in item.partners
         )
-        text = ("\n".join(f"- {f}" for f in c.facts if f.strip()) or c.summary or item.text).strip()
-        if not text:
-            return
-        entry = JournalEntry(
-            persona=item.persona_id,
-            room=item.room_id,
-            partners=partners or tuple(item.partners.values()),
-            topics=tuple(c.topics),
-            emotions=tuple(c.emotions),
-            salience=c.salience,
-            commitments=tuple(c.commitments),
-            summary=c.summary or item.context[:300],
-            text=text,
-        )
-        if self.memory.consider(entry):
-            self.stats.written += 1
+        self.last = c
+        facts = [f.strip() for f in c.facts if f.strip()]
+        commitments = [x.strip() for x in c.commitments if x.strip()]
+        # Nothing extracted means nothing to remember: writing the raw turn would fill
+        # recall with chatter that outranks real facts.
+        text = "\n".join(f"- {f}" for f in facts or commitments)
+        if text:
+            entry = JournalEntry(
+                persona=item.persona_id,
+                room=item.room_id,
+                partners=partners or tuple(item.partners.values()),
+                topics=tuple(c.topics),
+                emotions=tuple(c.emotions),
+                salience=c.salience,
+                commitments=tuple(commitments),
+                summary=c.summary or item.context[:300],
+                text=text,
+            )
+            if self.memory.consider(entry):
+                self.stats.written += 1
         contacts: dict[str, ContactUpdate] = {}
         for p in c.people:
             person_id = item.partners.get(p.name.lower())
