@@ -98,24 +98,9 @@ def sentence(rng: random.Random, words: int) -> str:
 
 
 def personas() -> list[Persona]:
-    found = load_personas([ROOT / "examples" / "personas"])
-    found += [
-        Persona(
-            id="rhea",
-            name="Rhea",
-            identity="A marine biologist who loves octopuses.",
-            style="Enthusiastic, uses ocean metaphors.",
-            specialty="marine biology",
-        ),
-        Persona(
-            id="tomas",
-            name="Tomas",
-            identity="A chess coach from Lisbon.",
-            style="Calm, thinks several moves ahead.",
-            specialty="strategy",
-        ),
-    ]
-    return found[:6]
+    """The four examples plus two more: six distinct personas."""
+    examples = ROOT / "examples"
+    return load_personas([examples / "personas", examples / "more-personas"])[:6]
 
 
 def seed_history(room: Room, cast: list[Persona], target_tokens: int, count) -> None:

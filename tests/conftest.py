@@ -38,24 +38,8 @@ def example_personas() -> list[Persona]:
 
 
 @pytest.fixture(scope="session")
-def six_personas(example_personas: list[Persona]) -> list[Persona]:
-    extra = [
-        Persona(
-            id="rhea",
-            name="Rhea",
-            identity="A marine biologist who loves octopuses.",
-            style="Enthusiastic, uses ocean metaphors.",
-            specialty="marine biology",
-        ),
-        Persona(
-            id="tomas",
-            name="Tomas",
-            identity="A chess coach from Lisbon.",
-            style="Calm, thinks several moves ahead.",
-            specialty="strategy",
-        ),
-    ]
-    return [*example_personas, *extra]
+def six_personas() -> list[Persona]:
+    return load_personas([EXAMPLE_PERSONAS, REPO / "examples" / "more-personas"])
 
 
 @pytest.fixture(scope="module")

@@ -333,14 +333,6 @@ class MemoryIndex:
         ).fetchall()
         return list(dict.fromkeys(r[0] for r in rows))
 
-    def ids(self, persona: str) -> list[str]:
-        return [
-            r[0]
-            for r in self._db.execute(
-                "SELECT id FROM entries WHERE persona = ? ORDER BY ts", (persona,)
-            )
-        ]
-
     # --- recall ----------------------------------------------------------------------------
 
     def _matrix(self, persona: str) -> _Matrix:
