@@ -91,6 +91,20 @@ async def test_structured_output_is_grammar_constrained(backend):
     assert isinstance(r.value.confidence, float) and r.value.emotion
 
 
+async def test_greedy_grammar_shortcut_matches_the_full_grammar_sampler(backend):
+    """Greedy JSON checks the grammar on the top logits only; it must pick exactly what
+    the grammar sampler over the whole vocabulary picks (a repeat penalty of 1.0001
+    forces the full-chain path without changing greedy choices here)."""
+    schema = Mood.model_json_schema()
+    out = {}
+    for name, penalty in (("fast", 1.0), ("full", 1.0001)):
+        settings = GenerationSettings(max_tokens=80, temperature=0, repeat_penalty=penalty)
+        c = await backend.complete(req(f"grammar-{name}", settings=settings, json_schema=schema))
+        out[name] = c
+    assert out["fast"].text == out["full"].text
+    Mood.model_validate_json(out["fast"].text)
+
+
 async def test_structured_output_falls_back_to_the_default_when_cut_short(backend):
     default = Mood(reply="(no answer)", emotion="neutral", confidence=0)
     r = await complete_structured(

@@ -49,6 +49,9 @@ class GenerationSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     max_tokens: int = Field(default=200, gt=0)
+    # generate at least this many tokens before end-of-generation may be sampled (stop
+    # strings still end it); ignored for grammar-constrained output
+    min_tokens: int = Field(default=0, ge=0)
     temperature: float = Field(default=0.7, ge=0.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     top_k: int = Field(default=40, ge=0)
@@ -99,6 +102,7 @@ class InferenceMetrics(BaseModel):
     decode_tokens_per_s: float
     total_ms: float
     restored_from_hibernation: bool = False
+    moved: bool = False  # the persona's KV had to be rebuilt elsewhere (its server failed)
 
     def log(self) -> None:
         metrics_log.info(

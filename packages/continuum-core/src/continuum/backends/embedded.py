@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import functools
 import json
+import math
 import os
 import threading
 import time
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import anyio
+import numpy as np
 
 from continuum.backends.base import (
     Backend,
@@ -101,6 +104,11 @@ class EmbeddedModel:
 
     def is_eog(self, token: int) -> bool:
         return bool(llama.llama_vocab_is_eog(self.vocab, token))
+
+    @functools.cached_property
+    def eog_tokens(self) -> tuple[int, ...]:
+        n_vocab = llama.llama_vocab_n_tokens(self.vocab)
+        return tuple(t for t in range(n_vocab) if llama.llama_vocab_is_eog(self.vocab, t))
 
 
 class _ContextStore:
@@ -258,15 +266,22 @@ class EmbeddedBackend(Backend):
             record.extend(chunk)
         return True
 
+    def _gbnf(self, json_schema: dict) -> str:
+        key = json.dumps(json_schema, sort_keys=True)
+        gbnf = self._grammars.get(key)
+        if gbnf is None:
+            gbnf = self._grammars[key] = llama_grammar.json_schema_to_gbnf(key)
+        return gbnf
+
     def _sampler(
-        self, settings: GenerationSettings, json_schema: dict | None
+        self, settings: GenerationSettings, json_schema: dict | None, ban_eog: bool = False
     ) -> _internals.LlamaSampler:
         sampler = _internals.LlamaSampler()
+        if ban_eog:
+            n_vocab = llama.llama_vocab_n_tokens(self.model.vocab)
+            sampler.add_logit_bias(n_vocab, dict.fromkeys(self.model.eog_tokens, -math.inf))
         if json_schema is not None:
-            key = json.dumps(json_schema, sort_keys=True)
-            gbnf = self._grammars.get(key)
-            if gbnf is None:
-                gbnf = self._grammars[key] = llama_grammar.json_schema_to_gbnf(key)
+            gbnf = self._gbnf(json_schema)
             sampler.add_grammar(self.model._model, llama_grammar.LlamaGrammar.from_string(gbnf))
         if settings.repeat_penalty and settings.repeat_penalty != 1.0:
             sampler.add_penalties(0, 64, settings.repeat_penalty, 0.0, 0.0)
@@ -316,7 +331,17 @@ class EmbeddedBackend(Backend):
         if not completed:
             finish = "cancelled"
         else:
-            sampler = self._sampler(settings, request.json_schema)
+            fast = None
+            if (
+                request.json_schema is not None
+                and settings.temperature <= 0
+                and settings.repeat_penalty in (0.0, 1.0)
+            ):
+                fast = _GreedyGrammar(self.model, self._gbnf(request.json_schema))
+            sampler = self._sampler(settings, None if fast else request.json_schema)
+            early = None
+            if settings.min_tokens and request.json_schema is None:
+                early = self._sampler(settings, None, ban_eog=True)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             try:
                 while True:
@@ -326,7 +351,12 @@ class EmbeddedBackend(Backend):
                     if generated >= settings.max_tokens or len(slot.tokens) >= self.slot_ctx:
                         finish = "length"
                         break
-                    tok = llama.llama_sampler_sample(sampler.sampler, self._ctx, -1)
+                    if fast is not None:
+                        tok = fast.sample(self._ctx)
+                    else:
+                        use_early = early is not None and generated < settings.min_tokens
+                        active = early if use_early else sampler
+                        tok = llama.llama_sampler_sample(active.sampler, self._ctx, -1)
                     last_at = time.perf_counter()
                     if generated == 0:
                         ttft_ms = (last_at - started) * 1000
@@ -341,6 +371,10 @@ class EmbeddedBackend(Backend):
                         break
             finally:
                 sampler.close()
+                if early is not None:
+                    early.close()
+                if fast is not None:
+                    fast.close()
             out.flush()
         done = time.perf_counter()
         if ttft_ms == 0.0:
@@ -362,6 +396,60 @@ class EmbeddedBackend(Backend):
         )
         metrics.log()
         return Completion(text=out.text, finish_reason=finish, metrics=metrics)
+
+
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+
+
+class _GreedyGrammar:
+    """Greedy decoding under a grammar that checks only the best candidates.
+
+    Applying a grammar to the whole vocabulary every token (a grammar sampler first in
+    the chain) costs more than the model on a small model; llama.cpp's own common
+    sampler samples first and constrains on rejection. Here: the ``top`` highest logits
+    are checked in order and the first the grammar admits wins — the same token greedy
+    decoding over the fully constrained vocabulary would pick — with the whole
+    vocabulary as the fallback when none of them fits."""
+
+    def __init__(self, model: EmbeddedModel, gbnf: str, top: int = 64) -> None:
+        self.grammar = llama.llama_sampler_init_grammar(model.vocab, gbnf.encode(), b"root")
+        if not self.grammar:
+            raise BackendError("invalid grammar")
+        self.n_vocab = llama.llama_vocab_n_tokens(model.vocab)
+        self.top = min(top, self.n_vocab)
+        self._buf = (llama.llama_token_data * self.n_vocab)()
+        self._view = np.frombuffer(self._buf, dtype=_TOKEN_DATA)
+
+    def sample(self, ctx: llama.llama_context_p) -> int:
+        ptr = llama.llama_get_logits_ith(ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        best = np.argpartition(logits, -self.top)[-self.top :]
+        best = best[np.argsort(-logits[best], kind="stable")]
+        tok = self._first_admitted(best, logits)
+        if tok is None:
+            tok = self._first_admitted(np.argsort(-logits, kind="stable"), logits)
+        if tok is None:
+            raise BackendError("the grammar admits no token here")
+        llama.llama_sampler_accept(self.grammar, tok)
+        return tok
+
+    def _first_admitted(self, ids: np.ndarray, logits: np.ndarray) -> int | None:
+        n = len(ids)
+        view = self._view[:n]
+        view["id"] = ids
+        view["logit"] = logits[ids]
+        view["p"] = 0.0
+        arr = llama.llama_token_data_array(
+            data=ctypes.cast(self._buf, llama.llama_token_data_p), size=n, selected=-1, sorted=True
+        )
+        llama.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+        admitted = np.flatnonzero(np.isfinite(view["logit"]))
+        return int(view["id"][admitted[0]]) if len(admitted) else None
+
+    def close(self) -> None:
+        if self.grammar:
+            llama.llama_sampler_free(self.grammar)
+            self.grammar = None
 
 
 class _StopFilter:
