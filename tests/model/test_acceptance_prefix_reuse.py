@@ -60,7 +60,12 @@ async def test_b_six_personas_round_robin_evaluate_only_the_volatile_suffix(back
     backend = EmbeddedBackend(
         backend.model, EmbeddedConfig(live_slots=6, slot_ctx=2048, n_threads=THREADS)
     )
-    room = Room("acceptance-b", six_personas, backend, policy=RoomPolicy(reply_max_tokens=24))
+    room = Room(
+        "acceptance-b",
+        six_personas,
+        backend,
+        policy=RoomPolicy(reply_max_tokens=24, cognition="direct"),
+    )
     turns = []  # (persona id, prompt, volatile tokens, metrics)
     stables = []
     for i, question in enumerate(QUESTIONS[:3]):

@@ -7,13 +7,14 @@ from continuum.envelope import Envelope, Participant, ParticipantKind, ReplyTarg
 from continuum.errors import BackendError
 from continuum.events import ThinkBlockEmitted, TurnFailed
 from continuum.persona import Persona
-from continuum.room import Room
+from continuum.room import Room, RoomPolicy
 from tests.scripted_backend import ScriptedBackend
 
 pytestmark = pytest.mark.anyio
 
 A = Persona(id="ana", name="Ana", identity="A.")
 B = Persona(id="ben", name="Ben", identity="B.")
+DIRECT = RoomPolicy(cognition="direct")  # these tests are about the direct path
 
 
 def envelope(text, author=None):
@@ -33,7 +34,7 @@ async def test_think_blocks_go_to_events_not_to_other_personas():
         return "Hi, Ben here."
 
     backend = ScriptedBackend(reply)
-    room = Room("r", [A, B], backend)
+    room = Room("r", [A, B], backend, policy=DIRECT)
     replies = await room.handle(envelope("hello"))
     assert [r.message.text for r in replies] == ["Hello from Ana.", "Hi, Ben here."]
     thinks = room.events.of_type(ThinkBlockEmitted)
@@ -52,7 +53,7 @@ async def test_dead_backend_makes_the_persona_say_so_and_the_room_goes_on():
             raise BackendError("connection refused")
         return "Ben is fine."
 
-    room = Room("r", [A, B], ScriptedBackend(reply))
+    room = Room("r", [A, B], ScriptedBackend(reply), policy=DIRECT)
     replies = await room.handle(envelope("hello"))
     assert replies[0].error and "can't answer right now" in replies[0].message.text
     assert replies[1].message.text == "Ben is fine." and replies[1].error is None
@@ -61,7 +62,7 @@ async def test_dead_backend_makes_the_persona_say_so_and_the_room_goes_on():
 
 async def test_persona_and_bot_messages_trigger_no_persona_turns():
     backend = ScriptedBackend(lambda req: "x")
-    room = Room("r", [A, B], backend)
+    room = Room("r", [A, B], backend, policy=DIRECT)
     bot = Participant(id="ben", name="Ben", kind=ParticipantKind.PERSONA)
     assert await room.handle(envelope("from a persona", author=bot)) == []
     assert backend.requests == []
@@ -69,7 +70,7 @@ async def test_persona_and_bot_messages_trigger_no_persona_turns():
 
 async def test_mentions_go_first():
     backend = ScriptedBackend(lambda req: req.slot.persona_id)
-    room = Room("r", [A, B], backend)
+    room = Room("r", [A, B], backend, policy=DIRECT)
     e = envelope("@ben first").model_copy(update={"mentions": ("ben",)})
     assert [r.persona_id for r in await room.handle(e)] == ["ben", "ana"]
 
@@ -96,7 +97,7 @@ def test_console_host_rejects_non_text_events():
 
 async def test_speaker_prefixes_are_stripped_from_what_others_see():
     backend = ScriptedBackend(lambda req: "Ben: I am Ana, really.")
-    room = Room("r", [A, B], backend)
+    room = Room("r", [A, B], backend, policy=DIRECT)
     replies = await room.handle(envelope("hi"))
     assert replies[0].message.text == "I am Ana, really."
     assert replies[0].message.raw_text == "Ben: I am Ana, really."

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from continuum.backends.base import InferenceMetrics
+from continuum.cognition.analysis import SharedAnalysis
 from continuum.envelope import RoomMessage, utc_now
 from continuum.thinking import ThinkBlock
 
@@ -31,7 +32,7 @@ class MessageReceived(_Event):
 class TurnStarted(_Event):
     type: Literal["turn_started"] = "turn_started"
     persona_id: str
-    phase: Literal["analyzing", "rendering"] = "rendering"
+    phase: Literal["analyzing", "planning", "rendering"] = "rendering"
 
 
 class ReplyDelta(_Event):
@@ -65,6 +66,45 @@ class TurnFailed(_Event):
     error: str
 
 
+class AnalysisPosted(_Event):
+    """The shared analysis of a message (or a deeper look a persona asked for)."""
+
+    type: Literal["analysis_posted"] = "analysis_posted"
+    message_id: str
+    analysis: SharedAnalysis
+    metrics: InferenceMetrics | None = None
+    focus: str | None = None  # set for requestDeeperAnalysis passes
+
+
+class LeverPulled(_Event):
+    """A persona called a lever on its own cognition; ``effect`` says what the room did."""
+
+    type: Literal["lever_pulled"] = "lever_pulled"
+    persona_id: str
+    message_id: str
+    lever: str
+    args: dict[str, str | int] = Field(default_factory=dict)
+    effect: str
+
+
+class PersonaStateChanged(_Event):
+    type: Literal["persona_state"] = "persona_state"
+    persona_id: str
+    energy: float
+    mood: float
+    mood_label: str
+    inbox: int
+    reason: str
+
+
+class ReputationChanged(_Event):
+    type: Literal["reputation_changed"] = "reputation_changed"
+    persona_id: str
+    message_id: str
+    positive: bool
+    trust: float
+
+
 class PersonaUpdated(_Event):
     type: Literal["persona_updated"] = "persona_updated"
     persona_id: str
@@ -94,6 +134,10 @@ RoomEvent = Annotated[
     | ThinkBlockEmitted
     | PersonaSilent
     | TurnFailed
+    | AnalysisPosted
+    | LeverPulled
+    | PersonaStateChanged
+    | ReputationChanged
     | PersonaUpdated
     | ProfileUpdated
     | HistoryEdited

@@ -39,6 +39,10 @@ class TurnContext:
     profile_snapshot: str = ""  # condensed persona profile (SEMI_STABLE)
     retrieval: Sequence[str] = ()  # recalled memories for this message (VOLATILE)
     count_tokens: TokenCounter = approx_token_count
+    # shared cognition (all VOLATILE, after the new message, in this order):
+    analysis: str = ""  # the room's shared analysis of the new message
+    build_on: Sequence[RoomMessage] = ()  # replies to the new message so far (visible text)
+    instruction: str = ""  # what this pass is for: plan, render, think
 
 
 class PromptSource(Protocol):
@@ -330,6 +334,76 @@ class NewMessageSource:
 
 
 @dataclass(frozen=True)
+class LeverMenuSource:
+    """The levers a persona may call on its own cognition (INVARIANT: same every turn)."""
+
+    name: str = "levers"
+    tier: Tier = Tier.INVARIANT
+    order: int = 30
+    budget: int | None = 512
+
+    def sections(self, ctx: TurnContext) -> list[Section]:
+        from continuum.cognition.levers import LEVER_MENU
+
+        return [
+            Section(
+                name=self.name,
+                tier=self.tier,
+                order=self.order,
+                text=LEVER_MENU,
+                max_tokens=self.budget,
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class SharedAnalysisSource:
+    """Shared analysis, replies so far, and this pass's instruction: one system message
+    after the new message. A planning pass and the render after it differ only in the
+    instruction, so the render re-evaluates just that tail."""
+
+    name: str = "shared_analysis"
+    tier: Tier = Tier.VOLATILE
+    order: int = 40
+    budget: int | None = 768
+
+    def sections(self, ctx: TurnContext) -> list[Section]:
+        out: list[Section] = []
+        if ctx.analysis:
+            out.append(
+                Section(
+                    name=self.name,
+                    tier=self.tier,
+                    order=self.order,
+                    text=ctx.analysis,
+                    max_tokens=self.budget,
+                )
+            )
+        if ctx.build_on:
+            said = "\n".join(f"{m.author.name}: {m.text}" for m in ctx.build_on)
+            out.append(
+                Section(
+                    name="build_on",
+                    tier=self.tier,
+                    order=self.order + 10,
+                    text=f"Already said about it:\n{said}",
+                    max_tokens=self.budget,
+                )
+            )
+        if ctx.instruction:
+            out.append(
+                Section(
+                    name="instruction",
+                    tier=self.tier,
+                    order=self.order + 20,
+                    text=ctx.instruction,
+                    max_tokens=256,
+                )
+            )
+        return out
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A named, ordered set of prompt sources. Its id is part of the composition cache key."""
 
@@ -357,6 +431,16 @@ def persona_turn_recipe(history_budget: int = 3072, block_size: int = 8) -> Reci
             PostHistorySource(),
             NewMessageSource(),
         ),
+    )
+
+
+def shared_cognition_recipe(history_budget: int = 3072, block_size: int = 8) -> Recipe:
+    """Persona passes in a shared-cognition room: the default recipe plus the lever menu
+    (stable) and the shared analysis / replies so far / instruction (volatile tail)."""
+    base = persona_turn_recipe(history_budget, block_size)
+    return Recipe(
+        id=f"shared-cognition/v1/h{history_budget}/b{block_size}",
+        sources=(*base.sources, LeverMenuSource(), SharedAnalysisSource()),
     )
 
 

