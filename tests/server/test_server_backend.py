@@ -1,0 +1,171 @@
+"""ServerBackend against real llama-server processes (built from the llama-cpp-python
+sdist): cache_n on warm turns, pinning, hibernate/restore, adapter-set isolation,
+failover between two servers, streaming and structured output."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from continuum.backends.base import CompletionRequest, GenerationSettings, SlotKey
+from continuum.backends.server import ServerBackend, ServerConfig
+from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart
+from continuum.events import ReplyPosted
+from continuum.persona import Persona
+from continuum.room import Room, RoomPolicy
+from continuum.structured import complete_structured
+from tests.server.harness import LlamaServer
+
+pytestmark = [pytest.mark.anyio, pytest.mark.model]
+
+GREEDY = GenerationSettings(max_tokens=12, temperature=0.0)
+
+
+def prompt(who: str, question: str) -> str:
+    return (
+        f"<|im_start|>system\nYou are {who}, a careful reviewer who answers in one short "
+        "sentence and never repeats the question back.<|im_end|>\n"
+        f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def req(who: str, question: str, adapters: tuple[str, ...] = ()) -> CompletionRequest:
+    return CompletionRequest(
+        prompt=prompt(who, question),
+        slot=SlotKey(persona_id=who.lower(), adapters=adapters),
+        settings=GREEDY,
+    )
+
+
+def say(text: str, i: int) -> Envelope:
+    return Envelope(
+        id=f"m{i}",
+        host="test",
+        room_id="r",
+        author=Participant(id="sam", name="Sam"),
+        parts=(TextPart(text=text),),
+        reply_to=ReplyTarget(host="test", channel="r"),
+    )
+
+
+async def test_warm_turns_reuse_the_pinned_slot_in_a_room(server, example_personas):
+    backend = ServerBackend(server.url)
+    two = example_personas[:2]
+    room = Room("srv", two, backend, policy=RoomPolicy(reply_max_tokens=16, cognition="direct"))
+    for i, text in enumerate(["How do we speed up the build?", "And the tests?", "Docs?"]):
+        await room.handle(say(text, i))
+    posted = room.events.of_type(ReplyPosted)
+    by_persona: dict[str, list] = {}
+    for e in posted:
+        by_persona.setdefault(e.persona_id, []).append(e.metrics)
+    slots = {pid: {m.slot_id for m in ms} for pid, ms in by_persona.items()}
+    assert all(len(s) == 1 for s in slots.values()), slots  # pinned turn after turn
+    assert len({next(iter(s)) for s in slots.values()}) == 2  # one slot each
+    for ms in by_persona.values():
+        for warm in ms[1:]:  # the server's own cache_n: only the new suffix is evaluated
+            assert warm.reused_tokens > 0.6 * warm.prompt_tokens, warm
+            assert warm.evaluated_tokens < 120, warm
+    await backend.aclose()
+
+
+async def test_streaming_deltas_and_structured_output(server):
+    backend = ServerBackend(server.url)
+    deltas: list[str] = []
+    c = await backend.complete(req("Ada", "Name a prime number."), on_token=deltas.append)
+    assert "".join(deltas) == c.text and c.metrics.generated_tokens > 0
+
+    class Answer(BaseModel):
+        number: int
+        sure: bool
+
+    request = req("Ada", "Pick a number. Answer in JSON.")
+    request = request.model_copy(update={"settings": GREEDY.model_copy(update={"max_tokens": 48})})
+    r = await complete_structured(backend, request, Answer, Answer(number=0, sure=False))
+    assert r.parsed, r.completion.text
+    await backend.aclose()
+
+
+async def test_hibernate_and_restore_when_personas_outnumber_slots(server):
+    backend = ServerBackend(server.url)
+    first = await backend.complete(req("Ada", "What is a hash?"))
+    await backend.complete(req("Bo", "What is a hash?"))
+    await backend.complete(req("Cy", "What is a hash?"))  # 3 keys, 2 slots: Ada saved
+    stats = backend.servers[server.url].stats
+    assert stats["saved"] >= 1
+    again = await backend.complete(req("Ada", "What is a hash?"))
+    assert again.metrics.restored_from_hibernation
+    assert again.metrics.reused_tokens >= first.metrics.prompt_tokens - 1, again.metrics
+    assert again.text == first.text  # greedy: the restored KV is the same KV
+    await backend.aclose()
+
+
+async def test_adapter_sets_never_share_kv(server):
+    backend = ServerBackend(server.url)
+    base = await backend.complete(req("Dee", "Is plain-text password storage safe?"))
+    skilled = await backend.complete(
+        req("Dee", "Is plain-text password storage safe?", adapters=("skill",))
+    )
+    # same prompt, other adapter set: a fresh (erased) slot, nothing reused
+    assert skilled.metrics.reused_tokens == 0, skilled.metrics
+    assert skilled.metrics.slot_id != base.metrics.slot_id
+    assert skilled.text != base.text  # the adapter really was applied
+    back = await backend.complete(req("Dee", "Is plain-text password storage safe?"))
+    assert back.metrics.reused_tokens > 0 and back.text == base.text
+    with pytest.raises(Exception, match="no LoRA adapter"):
+        await backend.complete(req("Dee", "x", adapters=("missing",)))
+    await backend.aclose()
+
+
+async def test_failover_moves_personas_and_the_room_goes_on(server_binary, model_path, tmp_path):
+    a = LlamaServer(model_path, slots=2, slot_save_path=tmp_path / "a").start()
+    b = LlamaServer(model_path, slots=2, slot_save_path=tmp_path / "b").start()
+    try:
+        config = ServerConfig(retries=2, backoff_s=0.05, down_for_s=0.5)
+        backend = ServerBackend([a.url, b.url], config)
+        keys = [SlotKey(persona_id=f"p{i}") for i in range(8)]
+        homes = {k: backend.ring.order(k.persona_id + "|")[0] for k in keys}
+        assert set(homes.values()) == {a.url, b.url}  # spread over both
+        on_a = next(k for k in keys if homes[k] == a.url)
+        who = on_a.persona_id
+        first = await backend.complete(req(who, "Hello?"))
+        assert first.metrics.moved is False and backend.home[on_a] == a.url
+
+        a.stop()
+        moved = await backend.complete(req(who, "Hello?"))
+        assert moved.metrics.moved and backend.home[on_a] == b.url
+        assert moved.text == first.text  # same model, greedy: a seamless answer
+
+        a.start()
+        import anyio
+
+        await anyio.sleep(0.6)  # past down_for_s: the next turn health-checks a
+        home = await backend.complete(req(who, "Hello?"))
+        assert backend.home[on_a] == a.url and home.metrics.moved
+        await backend.aclose()
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_room_says_the_persona_is_catching_up_after_a_move(
+    server_binary, model_path, tmp_path
+):
+    a = LlamaServer(model_path, slots=2).start()
+    b = LlamaServer(model_path, slots=2).start()
+    try:
+        backend = ServerBackend([a.url, b.url], ServerConfig(retries=2, backoff_s=0.05))
+        persona = next(
+            Persona(id=f"p{i}", name=f"P{i}", identity="A helper.")
+            for i in range(20)
+            if backend.ring.order(f"p{i}|")[0] == a.url
+        )
+        room = Room("r", [persona], backend, policy=RoomPolicy(reply_max_tokens=8))
+        await room.handle(say("hi", 1))
+        a.stop()
+        replies = await room.handle(say("still there?", 2))
+        assert replies[0].error is None
+        assert replies[0].message.text.startswith("(catching up")
+        await backend.aclose()
+    finally:
+        a.stop()
+        b.stop()
