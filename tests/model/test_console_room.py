@@ -11,33 +11,43 @@ from tests.conftest import THREADS
 pytestmark = pytest.mark.model
 
 
-def test_console_room_several_personas_answer(model_path, tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "continuum",
-            "room",
-            "--say",
-            "Hello all, how are you today?",
-            "--say",
-            "What should I learn next?",
-            "--json",
-            "--max-tokens",
-            "24",
-            "--threads",
-            str(THREADS),
-            "--data-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
+def run_room(tmp_path, *say: str, extra: tuple[str, ...] = ()) -> dict:
+    cmd = [sys.executable, "-m", "continuum", "room", "--json", "--max-tokens", "24"]
+    cmd += ["--threads", str(THREADS), "--data-dir", str(tmp_path), *extra]
+    for s in say:
+        cmd += ["--say", s]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(out.stdout)
+
+
+def test_console_room_shared_cognition(model_path, tmp_path):
+    result = run_room(
+        tmp_path,
+        "Our web app's latency doubled after we added a cache. How do I profile it?",
+        "I'm a beginner and I feel lost. How do I keep learning?",
     )
-    result = json.loads(out.stdout)
     assert result["personas"] == ["juno", "maya", "otto", "pip"]
     assert len(result["turns"]) == 2
+    for turn in result["turns"]:
+        kinds = [c["type"] for c in turn["coordination"]]
+        assert kinds.count("analysis_posted") >= 1  # analysed once (+ a deeper look maybe)
+        replied = [r["persona_id"] for r in turn["replies"]]
+        silent = {c["persona_id"] for c in turn["coordination"] if c["type"] == "persona_silent"}
+        assert replied and len(set(replied)) == len(replied)
+        assert set(replied) | silent == {"juno", "maya", "otto", "pip"}  # all accounted for
+        for r in turn["replies"]:
+            assert r["text"].strip() and r["error"] is None
+            # the render reuses the planning pass's KV: only the instruction tail is new
+            assert r["metrics"]["reused_tokens"] > r["metrics"]["evaluated_tokens"]
+
+
+def test_console_room_direct_everyone_answers(model_path, tmp_path):
+    result = run_room(
+        tmp_path,
+        "Hello all, how are you today?",
+        "What should I learn next?",
+        extra=("--cognition", "direct"),
+    )
     for turn in result["turns"]:
         assert [r["persona_id"] for r in turn["replies"]] == ["juno", "maya", "otto", "pip"]
         for r in turn["replies"]:

@@ -28,4 +28,5 @@ def test_readme_python_example_runs():
         for line in out.stdout.splitlines()
         if line.split(" ")[0] in {"Juno", "Maya", "Otto", "Pip"}
     ]
-    assert names == ["Juno", "Maya", "Otto", "Pip"]
+    # shared cognition: at least one voice (the quorum), nobody twice
+    assert names and len(set(names)) == len(names), out.stdout

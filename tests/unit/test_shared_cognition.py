@@ -168,6 +168,8 @@ async def test_quorum_gives_a_person_one_voice_and_zero_allows_silence():
     replies = await room.handle(envelope("What should I cook tonight?"))
     assert len(replies) == 1
     assert any(lever == "quorum" for _, lever, _ in levers(room))
+    assert replies[0].persona_id not in silent_reasons(room)
+    assert len(silent_reasons(room)) == 2
     script2 = Script()
     room2 = make_room(script2, quorum=0)
     assert await room2.handle(envelope("What should I cook tonight?")) == []

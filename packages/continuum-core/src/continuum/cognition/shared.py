@@ -136,6 +136,7 @@ class SharedCognition:
 
         replies: list[PersonaReply] = []
         directives: list[Directive] = []
+        below: list[GateScore] = []
         for s in scores:
             persona, state = room.personas[s.persona_id], states[s.persona_id]
             if state.energy < policy.exhausted_below:
@@ -148,26 +149,23 @@ class SharedCognition:
             elif s.passes:
                 directives.append(Directive(persona=persona, score=s))
             else:
-                self._silent(persona.id, f"below the relevance bar: {s.reason()}")
-                room.finish_item(persona.id, message.id, "silent: not relevant")
+                below.append(s)
         # quorum: a person's message gets at least this many voices (best scores first)
-        for s in scores:
-            if len(directives) >= policy.quorum:
-                break
-            persona = room.personas[s.persona_id]
-            if all(d.persona.id != s.persona_id for d in directives) and (
-                states[s.persona_id].energy >= policy.exhausted_below
-            ):
-                directives.append(Directive(persona=persona, score=s))
-                self.room.events.emit(
-                    LeverPulled(
-                        room_id=room.id,
-                        persona_id=persona.id,
-                        message_id=message.id,
-                        lever="quorum",
-                        effect="room policy: nobody passed the gate, best match answers",
-                    )
+        while below and len(directives) < policy.quorum:
+            s = below.pop(0)
+            directives.append(Directive(persona=room.personas[s.persona_id], score=s))
+            room.events.emit(
+                LeverPulled(
+                    room_id=room.id,
+                    persona_id=s.persona_id,
+                    message_id=message.id,
+                    lever="quorum",
+                    effect=f"room policy (quorum): best match answers; {s.reason()}",
                 )
+            )
+        for s in below:
+            self._silent(s.persona_id, f"below the relevance bar: {s.reason()}")
+            room.finish_item(s.persona_id, message.id, "silent: not relevant")
         directives = self._bound(directives, message.id)
 
         plans: dict[str, Plan] = {}
