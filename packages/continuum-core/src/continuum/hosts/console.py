@@ -230,6 +230,13 @@ async def _run_room(args: argparse.Namespace) -> int:
         else:
             for turn in turns:
                 print(f"[{args.name}] {turn['message']}")
+                for c in turn["coordination"] if args.metrics else ():
+                    if c["type"] == "analysis_posted":
+                        print(f"  · shared analysis: {c['analysis']['said']}")
+                    elif c["type"] == "persona_silent":
+                        print(f"  · {c['persona_id']} stays silent: {c['reason']}")
+                    else:
+                        print(f"  · {c['persona_id']} pulled {c['lever']}: {c['effect']}")
                 for r in turn["replies"]:
                     print(f"[{r['name']}] {r['text']}")
                     if args.metrics and r["metrics"]:
