@@ -28,6 +28,11 @@ def test_console_room_shared_cognition(model_path, tmp_path):
     )
     assert result["personas"] == ["juno", "maya", "otto", "pip"]
     assert len(result["turns"]) == 2
+    # persona state persists in the data dir: those who spoke spent energy
+    spoke = {r["persona_id"] for t in result["turns"] for r in t["replies"]}
+    for persona_id in spoke:
+        state = json.loads((tmp_path / "state" / f"{persona_id}.json").read_text())
+        assert state["energy"] < 1.0 and state["reputation"]["contributions"] >= 1
     for turn in result["turns"]:
         kinds = [c["type"] for c in turn["coordination"]]
         assert kinds.count("analysis_posted") >= 1  # analysed once (+ a deeper look maybe)

@@ -169,3 +169,21 @@ async def test_room_says_the_persona_is_catching_up_after_a_move(
     finally:
         a.stop()
         b.stop()
+
+
+async def test_shared_cognition_runs_on_a_server(server, six_personas):
+    """The whole room flow over HTTP: grammar-constrained analysis and plans on the
+    server, renders on pinned slots (7 keys on 2 slots: hibernation churns)."""
+    from continuum.events import AnalysisPosted, PersonaSilent
+
+    backend = ServerBackend(server.url)
+    room = Room("srv-shared", six_personas, backend, policy=RoomPolicy(reply_max_tokens=24))
+    replies = await room.handle(say("Is it safe to store passwords in plain text?", 1))
+    [analysis] = room.events.of_type(AnalysisPosted)
+    assert analysis.metrics is not None and analysis.metrics.backend == "server"
+    assert analysis.analysis.parsed, analysis.analysis
+    silent = {e.persona_id for e in room.events.of_type(PersonaSilent)}
+    assert {"rhea", "tomas"} <= silent
+    assert all(r.error is None for r in replies)
+    assert {r.persona_id for r in replies} | silent == {p.id for p in six_personas}
+    await backend.aclose()
