@@ -187,3 +187,23 @@ async def test_shared_cognition_runs_on_a_server(server, six_personas):
     assert all(r.error is None for r in replies)
     assert {r.persona_id for r in replies} | silent == {p.id for p in six_personas}
     await backend.aclose()
+
+
+async def test_on_a_server_the_others_start_while_the_lead_streams(server, six_personas):
+    from continuum.events import ReplyPosted, TurnStarted
+
+    backend = ServerBackend(server.url)
+    policy = RoomPolicy(reply_max_tokens=48, build_on_after_tokens=4, quorum=2)
+    room = Room("srv-overlap", six_personas, backend, policy=policy)
+    # (with SmolLM2-135M both plan to stay and invite someone: three renders)
+    e = say("@otto @pip tell a beginner the history of clocks", 1).model_copy(
+        update={"mentions": ("otto", "pip")}
+    )
+    replies = await room.handle(e)
+    assert len(replies) >= 2 and all(r.error is None for r in replies)
+    lead = room.events.of_type(TurnStarted)
+    renders = [ev for ev in lead if ev.phase == "rendering"]
+    first_posted = room.events.of_type(ReplyPosted)[0]
+    # the second render started before the first reply was posted: they overlapped
+    assert renders[1].at < first_posted.at
+    await backend.aclose()

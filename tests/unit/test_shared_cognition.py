@@ -450,3 +450,43 @@ async def test_every_reply_is_posted_once_on_the_stream():
     replies = await room.handle(envelope("password attack?"))
     posted = [e.persona_id for e in room.events.of_type(ReplyPosted)]
     assert posted == [r.persona_id for r in replies] == ["juno", "maya"]
+
+
+class StreamingParallel(ScriptedBackend):
+    """A backend whose slots run in parallel and whose renders stream word by word."""
+
+    parallel = True
+
+    async def complete(self, request, on_token=None):  # type: ignore[override]
+        import anyio
+
+        if kind(request) != "render":
+            return await super().complete(request, on_token)
+        text = self.reply(request)
+        self.requests.append(request)
+        for word in text.split(" "):
+            await anyio.sleep(0.005)
+            if on_token:
+                on_token(word + " ")
+        return await super().complete(request.model_copy(), None)
+
+
+async def test_others_build_on_the_lead_while_it_is_still_streaming():
+    lead_text = " ".join(f"w{i}" for i in range(40))
+    script = Script(
+        plans={"juno": [{"lever": "inviteSpecialist", "persona": "maya"}]},
+        renders={"juno": lead_text, "maya": "Building on that."},
+    )
+    room = Room(
+        "r",
+        ALL,
+        StreamingParallel(script),
+        policy=RoomPolicy(build_on_after_tokens=10),
+        gate=RelevanceGate(None),
+    )
+    replies = await room.handle(envelope("password attack?"))
+    assert {r.persona_id for r in replies} == {"juno", "maya"}
+    maya_prompt = script.of("render", "maya")[0].prompt
+    assert "Juno: w0 w1 w2" in maya_prompt and "(still speaking)" in maya_prompt
+    assert "w39" not in maya_prompt  # it started before the lead finished
+    assert replies[0].persona_id == "maya"  # the short reply finished first

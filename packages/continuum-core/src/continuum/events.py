@@ -156,7 +156,12 @@ class EventLog:
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         self._subscribers.append(subscriber)
-        return lambda: self._subscribers.remove(subscriber)
+
+        def unsubscribe() -> None:  # idempotent
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+        return unsubscribe
 
     def emit(self, event: RoomEvent) -> None:
         self.recent.append(event)

@@ -88,6 +88,8 @@ class RoomPolicy(BaseModel):
     analysis_max_tokens: int = Field(default=256, gt=0)
     plan_max_tokens: int = Field(default=64, gt=0)
     max_think_budget: int = Field(default=256, ge=0)
+    # on a parallel backend the others start once the lead has streamed this many deltas
+    build_on_after_tokens: int = Field(default=16, ge=1)
     recall_k: int = Field(default=3, ge=0)
     stream_deltas: bool = True
 

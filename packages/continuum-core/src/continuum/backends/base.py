@@ -144,6 +144,9 @@ class Backend(ABC):
     (they queue internally) and must leave a persona's slot consistent when cancelled."""
 
     name: str = "backend"
+    # True when requests on different slots run at the same time (a server with several
+    # slots): the room then lets the others start while the lead is still streaming.
+    parallel: bool = False
 
     @abstractmethod
     async def complete(

@@ -140,6 +140,7 @@ class ServerBackend(Backend):
         if not urls:
             raise ValueError("ServerBackend needs at least one server URL")
         self.config = config or ServerConfig()
+        self.parallel = self.config.api == "llama.cpp" and self.config.pin_slots
         self.servers = {u.rstrip("/"): _Server(url=u.rstrip("/")) for u in urls}
         self.ring = HashRing(list(self.servers), self.config.vnodes)
         self.home: dict[SlotKey, str] = {}  # where each key's KV lives now

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import anyio
+
 from continuum.backends.base import (
     CompletionRequest,
     GenerationSettings,
@@ -43,10 +45,12 @@ from continuum.events import (
     AnalysisPosted,
     LeverPulled,
     PersonaSilent,
+    ReplyDelta,
     TurnFailed,
     TurnStarted,
 )
 from continuum.persona import Persona
+from continuum.thinking import split_think
 
 if TYPE_CHECKING:
     from continuum.room import Room
@@ -174,12 +178,75 @@ class SharedCognition:
         analysis, directives, lead = await self._apply_levers(
             directives, plans, analysis, message, upto, scores
         )
+        if room.backend.parallel and len(directives) > 1:
+            replies += await self._render_overlapped(
+                directives, envelope, message, upto, analysis, lead, on_reply
+            )
+            return replies
         for d in directives:
             reply = await self._render(d, envelope, message, upto, analysis, lead)
             replies.append(reply)
             if on_reply is not None:
                 await on_reply(reply)
         return replies
+
+    async def _render_overlapped(
+        self,
+        directives: list[Directive],
+        envelope: Envelope,
+        message: RoomMessage,
+        upto: int,
+        analysis: SharedAnalysis,
+        lead: str | None,
+        on_reply: ReplyCallback | None,
+    ) -> list[PersonaReply]:
+        """Streaming build-on on a backend that runs slots in parallel: the lead renders;
+        once it has streamed ``build_on_after_tokens`` deltas the others start, seeing
+        the lead's reply so far (visible text, marked as still in progress)."""
+        room = self.room
+        first, rest = directives[0], directives[1:]
+        so_far: list[str] = []
+        started = anyio.Event()
+        done: list[PersonaReply] = []
+
+        def watch(event: object) -> None:
+            if isinstance(event, ReplyDelta) and event.persona_id == first.persona.id:
+                so_far.append(event.text)
+                if len(so_far) >= room.policy.build_on_after_tokens:
+                    started.set()
+
+        async def lead_turn() -> None:
+            try:
+                reply = await self._render(first, envelope, message, upto, analysis, lead)
+            finally:
+                started.set()  # a short or failed lead reply releases the others too
+            done.append(reply)
+            if on_reply is not None:
+                await on_reply(reply)
+
+        unsubscribe = room.events.subscribe(watch)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lead_turn)
+                await started.wait()
+                unsubscribe()
+                in_flight = None
+                if not done:
+                    text, _ = split_think("".join(so_far))
+                    in_flight = RoomMessage(
+                        author=room.participants[first.persona.id],
+                        text=text.strip() + " … (still speaking)",
+                    )
+                for d in rest:
+                    reply = await self._render(
+                        d, envelope, message, upto, analysis, lead, in_flight=in_flight
+                    )
+                    done.append(reply)
+                    if on_reply is not None:
+                        await on_reply(reply)
+        finally:
+            unsubscribe()
+        return done
 
     def _bound(self, directives: list[Directive], message_id: str) -> list[Directive]:
         limit = self.room.policy.max_persona_turns_per_message
@@ -377,10 +444,13 @@ class SharedCognition:
         upto: int,
         analysis: SharedAnalysis,
         lead: str | None,
+        in_flight: RoomMessage | None = None,
     ) -> PersonaReply:
         room, policy = self.room, self.room.policy
         persona = d.persona
         build_on = tuple(m for m in room.history[upto + 1 :] if m.author.id != persona.id)
+        if in_flight is not None and all(m.author.id != in_flight.author.id for m in build_on):
+            build_on = (in_flight, *build_on)
         think = d.escalate or d.think_budget > 0
         if think:
             instruction = THINK_INSTRUCTION.format(name=persona.name)
