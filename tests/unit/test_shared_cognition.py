@@ -490,3 +490,60 @@ async def test_others_build_on_the_lead_while_it_is_still_streaming():
     assert "Juno: w0 w1 w2" in maya_prompt and "(still speaking)" in maya_prompt
     assert "w39" not in maya_prompt  # it started before the lead finished
     assert replies[0].persona_id == "maya"  # the short reply finished first
+
+
+class Slow(ScriptedBackend):
+    async def complete(self, request, on_token=None):  # type: ignore[override]
+        import anyio
+
+        await anyio.sleep(0.01)
+        return await super().complete(request, on_token)
+
+
+async def test_concurrent_messages_take_the_floor_in_priority_order():
+    import anyio
+
+    script = Script()
+    room = Room("r", ALL, Slow(script), gate=RelevanceGate(None), policy=RoomPolicy(quorum=1))
+    order: list[str] = []
+
+    async def send(e: Envelope) -> None:
+        await room.handle(e, on_reply=lambda r: _record(order, e.id))
+
+    first = envelope("password attack?").model_copy(update={"id": "first"})
+    plain = envelope("cache latency?").model_copy(update={"id": "plain"})
+    mention = envelope("@otto archive?", mentions=("otto",)).model_copy(update={"id": "mention"})
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(send, first)
+        await anyio.sleep(0.005)  # first has the floor; the other two queue
+        tg.start_soon(send, plain)
+        await anyio.sleep(0.001)
+        tg.start_soon(send, mention)
+        await anyio.sleep(0.001)
+        assert len(room.state("otto").inbox) >= 1  # queued work shows in the inbox
+    assert [o for i, o in enumerate(order) if o not in order[:i]] == ["first", "mention", "plain"]
+    # replies follow their own message in the history; nobody built on a later message
+    ids = [m.id for m in room.history if m.author.kind == ParticipantKind.PERSON]
+    assert ids == ["first", "mention", "plain"]
+    starts = [i for i, (k, _, _) in enumerate(script.calls) if k == "analysis"]
+    for _, _, req in script.calls[starts[0] : starts[1]]:  # everything for "first"
+        assert "archive?" not in req.prompt and "cache latency?" not in req.prompt
+
+
+async def _record(order: list[str], message_id: str) -> None:
+    order.append(message_id)
+
+
+async def test_stale_unmentioned_messages_are_let_go():
+    import anyio
+
+    room = Room(
+        "r", ALL, Slow(Script()), gate=RelevanceGate(None), policy=RoomPolicy(stale_after_s=0.001)
+    )
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(room.handle, envelope("password attack?"))
+        await anyio.sleep(0)
+        tg.start_soon(room.handle, envelope("another password attack?"))
+    reasons = [e.reason for e in room.events.of_type(PersonaSilent)]
+    assert any(r.startswith("let go: the message waited") for r in reasons)

@@ -26,11 +26,13 @@ from continuum.backends.base import (
     Priority,
     SlotKey,
 )
+from continuum.backends.scheduler import InferenceScheduler
 from continuum.cognition.gate import RelevanceGate
 from continuum.cognition.state import InboxItem, PersonaState, PersonaStateStore
 from continuum.compose import ComposedPrompt
 from continuum.composition_cache import CompositionCache, history_tail_ids
 from continuum.envelope import (
+    AudioPart,
     Envelope,
     Participant,
     ParticipantKind,
@@ -92,6 +94,8 @@ class RoomPolicy(BaseModel):
     build_on_after_tokens: int = Field(default=16, ge=1)
     recall_k: int = Field(default=3, ge=0)
     stream_deltas: bool = True
+    stale_after_s: float = Field(default=300.0, gt=0)  # unmentioned text waiting longer: let go
+    max_pending: int = Field(default=256, ge=1)  # messages waiting for the floor
 
 
 class TurnResult(BaseModel):
@@ -128,6 +132,7 @@ class Room:
                 embedder or _default_embedder(memory), threshold=self.policy.relevance_threshold
             )
         self.gate = gate
+        self._floor = InferenceScheduler(max_queue=self.policy.max_pending)
         self.guidance = guidance
         self.events = EventLog()
         self.cache = cache or CompositionCache()
@@ -234,8 +239,6 @@ class Room:
     def enqueue(self, persona: Persona, envelope: Envelope) -> None:
         """Put the message in the persona's inbox (priority from sender kind, mention,
         modality, recency; queued items age upward; voice is never dropped)."""
-        from continuum.envelope import AudioPart
-
         now = time.time()
         state = self.state(persona.id)
         state.rest_until(now)
@@ -322,12 +325,19 @@ class Room:
         )
 
     def receive(self, envelope: Envelope) -> RoomMessage:
+        """Admit a message and append it to the history at once (no waiting for the floor)."""
+        message = self.admit(envelope)
+        self.history.append(message)
+        return message
+
+    def admit(self, envelope: Envelope) -> RoomMessage:
+        """Register a message as arrived (MessageReceived, explicit remember requests)
+        without putting it in the history yet: the history gets it when it has the floor."""
         author = envelope.author
         self.participants.setdefault(author.id, author)
         message = RoomMessage(
             id=envelope.id, author=author, text=envelope.text, timestamp=envelope.timestamp
         )
-        self.history.append(message)
         self.events.emit(MessageReceived(room_id=self.id, message=message))
         if (
             self.memory is not None
@@ -361,13 +371,40 @@ class Room:
         on_reply: Callable[[PersonaReply], Awaitable[None]] | None = None,
     ) -> list[PersonaReply]:
         """Take a message in and let the personas answer; ``on_reply`` is awaited with each
-        reply as soon as it is ready (hosts post it right away)."""
-        message = self.receive(envelope)
+        reply as soon as it is ready (hosts post it right away).
+
+        Safe to call for many messages at once: each waits in the personas' inboxes for
+        the floor (one message is answered at a time, so replies follow their message in
+        the history), voice first, then messages that mention a persona, then the rest
+        in arrival order. A message that waited longer than ``stale_after_s`` without a
+        mention or voice is let go (the personas say so on the stream)."""
+        message = self.admit(envelope)
         candidates = self.candidates(envelope)
         for persona in candidates:
             self.enqueue(persona, envelope)
         if not candidates:
+            self.history.append(message)
             return []
+        voice = any(isinstance(p, AudioPart) for p in envelope.parts)
+        mentioned = any(m in self.personas for m in envelope.mentions)
+        arrived = time.monotonic()
+        async with self._floor.turn(0 if voice else 1 if mentioned else 2, None):
+            self.history.append(message)
+            waited = time.monotonic() - arrived
+            if waited > self.policy.stale_after_s and not (voice or mentioned):
+                for persona in candidates:
+                    self._silent(persona.id, f"let go: the message waited {waited:.0f}s")
+                    self.finish_item(persona.id, envelope.id, "stale")
+                return []
+            return await self._respond(envelope, message, candidates, on_reply)
+
+    async def _respond(
+        self,
+        envelope: Envelope,
+        message: RoomMessage,
+        candidates: list[Persona],
+        on_reply: Callable[[PersonaReply], Awaitable[None]] | None,
+    ) -> list[PersonaReply]:
         if self.policy.cognition == "shared" and len(self.personas) > 1:
             from continuum.cognition.shared import SharedCognition
 
