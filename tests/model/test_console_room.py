@@ -33,6 +33,15 @@ def test_console_room_shared_cognition(model_path, tmp_path):
     for persona_id in spoke:
         state = json.loads((tmp_path / "state" / f"{persona_id}.json").read_text())
         assert state["energy"] < 1.0 and state["reputation"]["contributions"] >= 1
+    cli = [sys.executable, "-m", "continuum", "personas", "state", "--json"]
+    shown = subprocess.run(
+        [*cli, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = {r["persona"]: r for r in json.loads(shown.stdout)}
+    assert all(rows[p]["contributions"] >= 1 and rows[p]["energy"] < 1.0 for p in spoke)
     for turn in result["turns"]:
         kinds = [c["type"] for c in turn["coordination"]]
         assert kinds.count("analysis_posted") >= 1  # analysed once (+ a deeper look maybe)
