@@ -358,7 +358,8 @@ async def test_energy_falls_with_work_persists_and_a_tired_persona_says_so(tmp_p
     juno.updated_at = time.time()
     store.save(juno)
     script = Script()
-    room2 = Room("r", ALL, ScriptedBackend(script), gate=RelevanceGate(None), state_store=store)
+    restarted = PersonaStateStore(tmp_path)  # a new process reads the files
+    room2 = Room("r", ALL, ScriptedBackend(script), gate=RelevanceGate(None), state_store=restarted)
     assert room2.state("juno").energy == pytest.approx(0.05, abs=0.01)
     replies = await room2.handle(envelope("@juno password attack?", mentions=("juno",)))
     assert replies[0].persona_id == "juno"
@@ -547,3 +548,16 @@ async def test_stale_unmentioned_messages_are_let_go():
         tg.start_soon(room.handle, envelope("another password attack?"))
     reasons = [e.reason for e in room.events.of_type(PersonaSilent)]
     assert any(r.startswith("let go: the message waited") for r in reasons)
+
+
+async def test_rooms_sharing_a_store_share_one_persona_state(tmp_path):
+    store = PersonaStateStore(tmp_path)
+    rooms = [
+        Room(f"r{i}", ALL, ScriptedBackend(Script()), gate=RelevanceGate(None), state_store=store)
+        for i in range(2)
+    ]
+    await rooms[0].handle(envelope("password attack?"))
+    await rooms[1].handle(envelope("password attack?"))
+    assert rooms[0].state("juno") is rooms[1].state("juno")
+    assert rooms[1].state("juno").reputation.contributions == 2
+    assert PersonaStateStore(tmp_path).load("juno").reputation.contributions == 2

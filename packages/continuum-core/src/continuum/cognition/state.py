@@ -212,16 +212,27 @@ class PersonaStateError(ContinuumError):
 
 
 class PersonaStateStore:
-    """One JSON file per persona: ``<dir>/<persona>.json`` (crash-safe replace)."""
+    """One JSON file per persona: ``<dir>/<persona>.json`` (crash-safe replace).
+
+    A persona is one persona in every room: rooms sharing a store share one live
+    ``PersonaState`` per persona (``load`` returns the same object), so energy spent in
+    one room is missing in the next and nobody overwrites another room's state."""
 
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._live: dict[str, PersonaState] = {}
 
     def path(self, persona_id: str) -> Path:
         return self.directory / f"{persona_id}.json"
 
     def load(self, persona_id: str) -> PersonaState:
+        live = self._live.get(persona_id)
+        if live is None:
+            live = self._live[persona_id] = self._read(persona_id)
+        return live
+
+    def _read(self, persona_id: str) -> PersonaState:
         path = self.path(persona_id)
         if not path.exists():
             return PersonaState(persona_id=persona_id)
