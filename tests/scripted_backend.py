@@ -25,17 +25,7 @@ class ScriptedBackend(Backend):
         text = self.reply(request)  # may raise, like a dead backend
         if on_token:
             on_token(text)
-        metrics = InferenceMetrics(
-            backend=self.name,
-            slot_id=None,
-            prompt_tokens=1,
-            reused_tokens=0,
-            evaluated_tokens=1,
-            generated_tokens=1,
-            queue_ms=0,
-            prompt_eval_ms=0,
-            ttft_ms=0,
-            decode_tokens_per_s=0,
-            total_ms=0,
+        metrics = InferenceMetrics.nothing(self.name).model_copy(
+            update={"prompt_tokens": 1, "evaluated_tokens": 1, "generated_tokens": 1}
         )
         return Completion(text=text, finish_reason="stop", metrics=metrics)

@@ -450,19 +450,7 @@ class Room:
         """A reply that needs no model call (e.g. a tired persona saying it needs rest)."""
         message = RoomMessage(author=self.participants[persona.id], text=text)
         self.history.append(message)
-        metrics = InferenceMetrics(
-            backend="none",
-            slot_id=None,
-            prompt_tokens=0,
-            reused_tokens=0,
-            evaluated_tokens=0,
-            generated_tokens=0,
-            queue_ms=0,
-            prompt_eval_ms=0,
-            ttft_ms=0,
-            decode_tokens_per_s=0,
-            total_ms=0,
-        )
+        metrics = InferenceMetrics.nothing("none")
         self.events.emit(
             ReplyPosted(room_id=self.id, persona_id=persona.id, message=message, metrics=metrics)
         )

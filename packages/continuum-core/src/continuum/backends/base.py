@@ -104,6 +104,17 @@ class InferenceMetrics(BaseModel):
     restored_from_hibernation: bool = False
     moved: bool = False  # the persona's KV had to be rebuilt elsewhere (its server failed)
 
+    @classmethod
+    def nothing(cls, backend: str) -> InferenceMetrics:
+        """Metrics of a call that did no inference (a status reply, a scripted backend)."""
+        zero = dict.fromkeys(
+            ("prompt_tokens", "reused_tokens", "evaluated_tokens", "generated_tokens"), 0
+        )
+        times = dict.fromkeys(
+            ("queue_ms", "prompt_eval_ms", "ttft_ms", "decode_tokens_per_s", "total_ms"), 0.0
+        )
+        return cls(backend=backend, slot_id=None, **zero, **times)
+
     def log(self) -> None:
         metrics_log.info(
             "backend=%s slot=%s prompt=%d reused=%d evaluated=%d generated=%d "
