@@ -54,6 +54,24 @@ class PromptSource(Protocol):
     def sections(self, ctx: TurnContext) -> list[Section]: ...
 
 
+def text_section(
+    source: PromptSource,
+    text: str,
+    *,
+    name: str | None = None,
+    order_offset: int = 0,
+    budget: int | None = None,
+) -> Section:
+    """A system-text section carrying the source's tier, order and (unless given) budget."""
+    return Section(
+        name=name or source.name,
+        tier=source.tier,
+        order=source.order + order_offset,
+        text=text,
+        max_tokens=source.budget if budget is None else budget,
+    )
+
+
 def render_for(viewer: Persona, message: RoomMessage) -> ChatMessage:
     """A history message as ``viewer`` sees it. Its own messages are re-rendered exactly as
     generated (think-blocks kept, so its KV stays valid); others' show only visible text."""
@@ -133,15 +151,7 @@ class IdentitySource:
             lines.append(f"Specialty: {p.specialty.strip()}")
         if p.scenario:
             lines.append(f"Scenario: {p.scenario.strip()}")
-        return [
-            Section(
-                name=self.name,
-                tier=self.tier,
-                order=self.order,
-                text="\n".join(lines),
-                max_tokens=self.budget,
-            )
-        ]
+        return [text_section(self, "\n".join(lines))]
 
 
 @dataclass(frozen=True)
@@ -161,15 +171,7 @@ class StyleRulesSource:
         lines.extend(f"- {rule.strip()}" for rule in p.rules)
         if p.example_dialogue:
             lines.append(f"Example of how you talk:\n{p.example_dialogue.strip()}")
-        return [
-            Section(
-                name=self.name,
-                tier=self.tier,
-                order=self.order,
-                text="\n".join(lines),
-                max_tokens=self.budget,
-            )
-        ]
+        return [text_section(self, "\n".join(lines))]
 
 
 @dataclass(frozen=True)
@@ -187,11 +189,7 @@ class GuidanceSource:
             f"Reply as {ctx.persona.name} only, in a few sentences, without a name prefix."
         )
         text = f"{base}\n{ctx.guidance.strip()}" if ctx.guidance else base
-        return [
-            Section(
-                name=self.name, tier=self.tier, order=self.order, text=text, max_tokens=self.budget
-            )
-        ]
+        return [text_section(self, text)]
 
 
 @dataclass(frozen=True)
@@ -205,13 +203,7 @@ class ProfileSnapshotSource:
         if not ctx.profile_snapshot:
             return []
         return [
-            Section(
-                name=self.name,
-                tier=self.tier,
-                order=self.order,
-                text=f"What you know about yourself and others:\n{ctx.profile_snapshot}",
-                max_tokens=self.budget,
-            )
+            text_section(self, f"What you know about yourself and others:\n{ctx.profile_snapshot}")
         ]
 
 
@@ -227,15 +219,7 @@ class RosterSource:
         if not others:
             return []
         names = ", ".join(f"{p.name} ({p.kind.value})" for p in others)
-        return [
-            Section(
-                name=self.name,
-                tier=self.tier,
-                order=self.order,
-                text=f"In this room: {names}.",
-                max_tokens=self.budget,
-            )
-        ]
+        return [text_section(self, f"In this room: {names}.")]
 
 
 @dataclass(frozen=True)
@@ -289,11 +273,7 @@ class RetrievalSource:
         text = "Things you remember that may matter now:\n" + "\n".join(
             f"- {item.strip()}" for item in ctx.retrieval
         )
-        return [
-            Section(
-                name=self.name, tier=self.tier, order=self.order, text=text, max_tokens=self.budget
-            )
-        ]
+        return [text_section(self, text)]
 
 
 @dataclass(frozen=True)
@@ -307,11 +287,7 @@ class PostHistorySource:
         text = ctx.persona.post_history_instructions.strip()
         if not text:
             return []
-        return [
-            Section(
-                name=self.name, tier=self.tier, order=self.order, text=text, max_tokens=self.budget
-            )
-        ]
+        return [text_section(self, text)]
 
 
 @dataclass(frozen=True)
@@ -345,15 +321,7 @@ class LeverMenuSource:
     def sections(self, ctx: TurnContext) -> list[Section]:
         from continuum.cognition.levers import LEVER_MENU
 
-        return [
-            Section(
-                name=self.name,
-                tier=self.tier,
-                order=self.order,
-                text=LEVER_MENU,
-                max_tokens=self.budget,
-            )
-        ]
+        return [text_section(self, LEVER_MENU)]
 
 
 @dataclass(frozen=True)
@@ -370,35 +338,17 @@ class SharedAnalysisSource:
     def sections(self, ctx: TurnContext) -> list[Section]:
         out: list[Section] = []
         if ctx.analysis:
-            out.append(
-                Section(
-                    name=self.name,
-                    tier=self.tier,
-                    order=self.order,
-                    text=ctx.analysis,
-                    max_tokens=self.budget,
-                )
-            )
+            out.append(text_section(self, ctx.analysis))
         if ctx.build_on:
             said = "\n".join(f"{m.author.name}: {m.text}" for m in ctx.build_on)
             out.append(
-                Section(
-                    name="build_on",
-                    tier=self.tier,
-                    order=self.order + 10,
-                    text=f"Already said about it:\n{said}",
-                    max_tokens=self.budget,
+                text_section(
+                    self, f"Already said about it:\n{said}", name="build_on", order_offset=10
                 )
             )
         if ctx.instruction:
             out.append(
-                Section(
-                    name="instruction",
-                    tier=self.tier,
-                    order=self.order + 20,
-                    text=ctx.instruction,
-                    max_tokens=256,
-                )
+                text_section(self, ctx.instruction, name="instruction", order_offset=20, budget=256)
             )
         return out
 
