@@ -55,7 +55,10 @@ async def test_dead_backend_makes_the_persona_say_so_and_the_room_goes_on():
 
     room = Room("r", [A, B], ScriptedBackend(reply), policy=DIRECT)
     replies = await room.handle(envelope("hello"))
-    assert replies[0].error and "can't answer right now" in replies[0].message.text
+    # the persona says it cannot think; the error goes to the log and stream, not the channel
+    assert replies[0].error == "connection refused"
+    assert "can't think right now" in replies[0].message.text
+    assert "connection refused" not in replies[0].message.text
     assert replies[1].message.text == "Ben is fine." and replies[1].error is None
     assert room.events.of_type(TurnFailed)[0].persona_id == "ana"
 
@@ -86,9 +89,16 @@ def test_builtin_plugins_come_through_entry_points():
 
 def test_console_host_rejects_non_text_events():
     from continuum.errors import MalformedEvent
+    from continuum.hosts.base import PersonaCard
     from continuum.hosts.console import ConsoleHost
 
-    host = ConsoleHost([A, B])
+    class Services:
+        host = "console"
+
+        def personas(self):
+            return [PersonaCard(id=p.id, name=p.name) for p in (A, B)]
+
+    host = ConsoleHost(Services())
     with pytest.raises(MalformedEvent):
         host.to_envelope({"forged": True})
     e = host.to_envelope("hey @ben and @nobody")

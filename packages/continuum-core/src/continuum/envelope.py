@@ -65,6 +65,9 @@ class ImagePart(BaseModel):
 ContentPart = Annotated[TextPart | AudioPart | ImagePart, Field(discriminator="type")]
 
 
+Visibility = Literal["dm", "private", "public"]
+
+
 class ReplyTarget(BaseModel):
     """Where a reply goes back to on the host (channel, thread, message)."""
 
@@ -89,6 +92,10 @@ class Envelope(BaseModel):
     reply_to: ReplyTarget
     mentions: tuple[str, ...] = ()  # persona ids addressed directly
     timestamp: datetime = Field(default_factory=utc_now)
+    host_message_id: str | None = None  # the platform's id for this message (edits, reactions)
+    # who can read the room: a DM (one person), a private channel, a public one. Memories
+    # told here are recalled only in rooms at least as private (continuum.memory scoping).
+    visibility: Visibility = "public"
 
     @property
     def text(self) -> str:
@@ -128,3 +135,4 @@ class PersonaReply(BaseModel):
     reply_to: ReplyTarget
     in_reply_to: str  # envelope id
     error: str | None = None  # set when the persona could not think (backend down, ...)
+    host_message_id: str | None = None  # what the host's ReplySink.finish returned

@@ -29,7 +29,15 @@ class PromptTooLong(ContinuumError):
 
 
 class BackendError(ContinuumError):
-    """An inference backend failed to serve a request."""
+    """An inference backend failed to serve a request. ``retryable``: the same request
+    may succeed later (a server down, a full queue, a timeout); False for a refusal."""
+
+    retryable: bool = True
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class BackendBusy(BackendError):
@@ -42,3 +50,26 @@ class BackendTimeout(BackendError):
 
 class MalformedEvent(ContinuumError):
     """A host event could not be turned into an envelope (forged, malformed, unknown)."""
+
+
+class ConfigError(ContinuumError):
+    """A configuration file (continuum.toml) is invalid; names the file and the field."""
+
+    def __init__(self, path: Path | str, field: str | None, message: str) -> None:
+        self.path = Path(path)
+        self.field = field
+        self.message = message
+        where = f"{self.path}: field '{field}'" if field else f"{self.path}"
+        super().__init__(f"{where}: {message}")
+
+
+class UnknownPlugin(ContinuumError):
+    """No installed plugin registers a host or backend of that name (lists the known ones)."""
+
+
+class UnknownMessage(ContinuumError):
+    """A message id (a room's, or a host's) that is not known."""
+
+
+class PluginConflict(ContinuumError):
+    """Two plugins register the same host or backend name."""

@@ -29,6 +29,13 @@ class MessageReceived(_Event):
     message: RoomMessage
 
 
+class MessageTaken(_Event):
+    """A message got the room's floor: the personas start on it now."""
+
+    type: Literal["message_taken"] = "message_taken"
+    message_id: str
+
+
 class TurnStarted(_Event):
     type: Literal["turn_started"] = "turn_started"
     persona_id: str
@@ -121,6 +128,14 @@ class MemoryWritten(_Event):
     what: Literal["journal", "profile"] = "journal"
 
 
+class MessageShed(_Event):
+    """A message was not answered because the runtime was overloaded or stopping."""
+
+    type: Literal["message_shed"] = "message_shed"
+    message_id: str
+    reason: str
+
+
 class HistoryEdited(_Event):
     type: Literal["history_edited"] = "history_edited"
     message_id: str
@@ -128,6 +143,7 @@ class HistoryEdited(_Event):
 
 RoomEvent = Annotated[
     MessageReceived
+    | MessageTaken
     | TurnStarted
     | ReplyDelta
     | ReplyPosted
@@ -141,6 +157,7 @@ RoomEvent = Annotated[
     | PersonaUpdated
     | ProfileUpdated
     | HistoryEdited
+    | MessageShed
     | MemoryWritten,
     Field(discriminator="type"),
 ]

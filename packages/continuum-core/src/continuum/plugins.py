@@ -9,6 +9,7 @@ import os
 import pluggy
 
 from continuum import hookspecs
+from continuum.errors import PluginConflict, UnknownPlugin
 from continuum.hookspecs import BackendFactory
 from continuum.hosts.base import HostAdapter
 
@@ -22,7 +23,10 @@ def plugin_manager() -> pluggy.PluginManager:
     pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     # CONTINUUM_PLUGINS=module,module loads extra plugin modules (handy in development).
     for name in filter(None, os.environ.get("CONTINUUM_PLUGINS", "").split(",")):
-        module = importlib.import_module(name.strip())
+        try:
+            module = importlib.import_module(name.strip())
+        except ImportError as exc:
+            raise UnknownPlugin(f"CONTINUUM_PLUGINS names {name.strip()!r}: {exc}") from exc
         if not pm.is_registered(module):
             pm.register(module, name=name.strip())
     return pm
@@ -33,7 +37,7 @@ def hosts() -> dict[str, type[HostAdapter]]:
 
     def register(cls: type[HostAdapter]) -> None:
         if cls.name in found and found[cls.name] is not cls:
-            raise ValueError(f"two plugins register a host named {cls.name!r}")
+            raise PluginConflict(f"two plugins register a host named {cls.name!r}")
         found[cls.name] = cls
 
     plugin_manager().hook.register_hosts(register=register)
@@ -44,6 +48,8 @@ def backends() -> dict[str, BackendFactory]:
     found: dict[str, BackendFactory] = {}
 
     def register(name: str, factory: BackendFactory) -> None:
+        if name in found and found[name] is not factory:
+            raise PluginConflict(f"two plugins register a backend named {name!r}")
         found[name] = factory
 
     plugin_manager().hook.register_backends(register=register)

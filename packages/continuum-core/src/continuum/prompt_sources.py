@@ -384,13 +384,15 @@ def persona_turn_recipe(history_budget: int = 3072, block_size: int = 8) -> Reci
     )
 
 
-def shared_cognition_recipe(history_budget: int = 3072, block_size: int = 8) -> Recipe:
-    """Persona passes in a shared-cognition room: the default recipe plus the lever menu
-    (stable) and the shared analysis / replies so far / instruction (volatile tail)."""
-    base = persona_turn_recipe(history_budget, block_size)
+def shared_cognition_recipe(base: Recipe | None = None) -> Recipe:
+    """Persona passes in a shared-cognition room: the room's recipe (default
+    :func:`persona_turn_recipe`) plus the lever menu (stable) and the shared analysis /
+    replies so far / instruction (volatile tail)."""
+    base = base or persona_turn_recipe()
     return Recipe(
-        id=f"shared-cognition/v1/h{history_budget}/b{block_size}",
+        id=f"shared-cognition/v2+{base.id}",
         sources=(*base.sources, LeverMenuSource(), SharedAnalysisSource()),
+        template=base.template,
     )
 
 

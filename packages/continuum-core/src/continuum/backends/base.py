@@ -29,20 +29,28 @@ class Priority(IntEnum):
 
 
 class SlotKey(BaseModel):
-    """Where a persona's KV state lives: one slot per (persona, adapter set).
-    KV computed under one LoRA set is wrong under another, so adapters are part of the key."""
+    """Where a persona's KV state lives: one slot per (persona, room, adapter set).
+
+    A persona's history differs per room, so each room gets its own slot (``room`` None:
+    one slot shared across rooms). KV computed under one LoRA set is wrong under another,
+    so adapters are part of the key. Slots with the same adapter set may share a common
+    token prefix (a persona's invariant prefix entering a new room)."""
 
     model_config = ConfigDict(frozen=True)
 
     persona_id: str
     adapters: tuple[str, ...] = ()
+    room: str | None = None
 
     @classmethod
     def for_persona(
-        cls, persona: Persona, active_adapters: frozenset[str] | None = None
+        cls,
+        persona: Persona,
+        active_adapters: frozenset[str] | None = None,
+        room: str | None = None,
     ) -> SlotKey:
         adapters = persona.adapter_set if active_adapters is None else active_adapters
-        return cls(persona_id=persona.id, adapters=tuple(sorted(adapters)))
+        return cls(persona_id=persona.id, adapters=tuple(sorted(adapters)), room=room)
 
 
 class GenerationSettings(BaseModel):

@@ -48,8 +48,9 @@ try:
     from llama_cpp._logger import set_verbose
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ModelNotInstalled(
-        "llama-cpp-python is not installed; run scripts/bootstrap, or: "
-        "pip install llama-cpp-python==0.3.36"
+        "the embedded backend needs llama-cpp-python; install it with: "
+        "pip install 'continuum-core[embedded]' (or run scripts/bootstrap), "
+        'or use a server backend (backend.kind = "server" or "openai")'
     ) from exc
 
 SCRATCH = SlotKey(persona_id="__scratch__")
@@ -114,9 +115,12 @@ class EmbeddedModel:
 class _ContextStore:
     """SequenceStore over a llama.cpp context (per-sequence state, never the whole context)."""
 
-    def __init__(self, ctx: llama.llama_context_p, memory: llama.llama_memory_t) -> None:
+    def __init__(
+        self, ctx: llama.llama_context_p, memory: llama.llama_memory_t, prefix_copy: str
+    ) -> None:
         self.ctx = ctx
         self.memory = memory
+        self.prefix_copy = prefix_copy
 
     def save(self, seq_id: int) -> bytes:
         size = llama.llama_state_seq_get_size(self.ctx, seq_id)
@@ -131,6 +135,21 @@ class _ContextStore:
     def clear(self, seq_id: int) -> None:
         llama.llama_memory_seq_rm(self.memory, seq_id, -1, -1)
 
+    def trim(self, seq_id: int, n_tokens: int) -> None:
+        llama.llama_memory_seq_rm(self.memory, seq_id, n_tokens, -1)
+
+    def copy(self, src: int, dst: int, n_tokens: int) -> bool:
+        """Copy the first ``n_tokens`` of ``src`` into (empty) ``dst``. With a non-unified
+        KV cache each sequence has its own buffer: ``prefix_copy="state"`` copies the
+        source's cells through its sequence state (only what it holds), ``"seq_cp"`` lets
+        llama.cpp copy the whole buffer at the next decode; both then trim to the prefix."""
+        if self.prefix_copy == "seq_cp":
+            llama.llama_memory_seq_cp(self.memory, src, dst, -1, -1)
+        elif not self.restore(dst, self.save(src)):
+            return False
+        self.trim(dst, n_tokens)
+        return True
+
 
 @dataclass(frozen=True)
 class EmbeddedConfig:
@@ -142,6 +161,9 @@ class EmbeddedConfig:
     hibernate_budget_bytes: int = 2 << 30
     max_queue: int = 64
     flash_attn: bool = True
+    # a cold slot (a persona in a new room) starts from another slot's shared prefix
+    share_prefixes: bool = True
+    prefix_copy: str = "state"  # "state" (sequence state copy) | "seq_cp" (llama.cpp copy)
 
 
 class EmbeddedBackend(Backend):
@@ -174,10 +196,11 @@ class EmbeddedBackend(Backend):
         self._memory = llama.llama_get_memory(self._ctx)
         self._batch = llama.llama_batch_init(cfg.n_batch, 0, 1)
         self.slots = SlotPool(
-            _ContextStore(self._ctx, self._memory),
+            _ContextStore(self._ctx, self._memory, cfg.prefix_copy),
             cfg.live_slots,
             hibernate=cfg.hibernate,
             hibernate_budget_bytes=cfg.hibernate_budget_bytes,
+            share_prefixes=cfg.share_prefixes,
         )
         self.scheduler = InferenceScheduler(max_queue=cfg.max_queue)
         self._grammars: dict[str, str] = {}
@@ -306,8 +329,8 @@ class EmbeddedBackend(Backend):
         started = time.perf_counter()
         settings = request.settings
         key = request.slot or SCRATCH
-        slot, restored = self.slots.acquire(key)
         tokens = self.model.tokenize(request.prompt)
+        slot, restored = self.slots.acquire(key, tokens if key != SCRATCH else None)
         if len(tokens) + settings.max_tokens > self.slot_ctx:
             raise PromptTooLong(
                 f"prompt of {len(tokens)} tokens + {settings.max_tokens} to generate exceeds "

@@ -97,7 +97,7 @@ class _Server:
     lora_ids: dict[str, int] = field(default_factory=dict)  # adapter id -> server index
     can_save: bool = True
     stats: dict[str, int] = field(
-        default_factory=lambda: {"saved": 0, "restored": 0, "erased": 0, "requests": 0}
+        default_factory=lambda: {"saved": 0, "restored": 0, "erased": 0, "requests": 0, "shared": 0}
     )
 
 
@@ -125,7 +125,7 @@ class HashRing:
 
 
 def _key_text(key: SlotKey) -> str:
-    return key.persona_id + "|" + ",".join(key.adapters)
+    return key.persona_id + "|" + ",".join(key.adapters) + "|" + (key.room or "")
 
 
 def _slot_file(key: SlotKey) -> str:
@@ -314,19 +314,47 @@ class ServerBackend(Backend):
                 try:
                     # a slot changing hands is restored or erased: never reuse KV computed
                     # for another persona or under another adapter set
+                    can = self.config.hibernate and server.can_save
                     if (
                         key in slots.saved
-                        and self.config.hibernate
-                        and server.can_save
+                        and can
                         and await self._slot_action(server, slot, "restore", key)
                     ):
                         restored = True
+                    elif can and await self._share_prefix(server, slots, slot, key):
+                        pass  # the persona's prefix from another room; the server trims it
                     else:
                         await self._slot_action(server, slot, "erase", key)
                 finally:
                     slots.locks[slot].release()
         async with slots.locks[slot]:
             yield slot, restored
+
+    async def _share_prefix(self, server: _Server, slots: _Slots, slot: int, key: SlotKey) -> bool:
+        """A persona entering a new room starts from its KV in another room (same persona,
+        same adapters): the server's prompt cache keeps the common prefix (identity,
+        style, guidance) and re-evaluates the rest. A saved donor is restored; a live one
+        is saved first (if it is not busy)."""
+        if key.room is None:
+            return False
+        same = [
+            k
+            for k in (*slots.saved, *slots.lru)
+            if k != key and k.persona_id == key.persona_id and k.adapters == key.adapters
+        ]
+        for donor in same:
+            if donor not in slots.saved:
+                donor_slot = slots.lru.get(donor)
+                if donor_slot is None or slots.locks[donor_slot].locked():
+                    continue
+                async with slots.locks[donor_slot]:
+                    if not await self._slot_action(server, donor_slot, "save", donor):
+                        continue
+                slots.saved.add(donor)
+            if await self._slot_action(server, slot, "restore", donor):
+                server.stats["shared"] += 1
+                return True
+        return False
 
     # --- one attempt ---------------------------------------------------------------------
 

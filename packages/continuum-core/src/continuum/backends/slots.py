@@ -1,10 +1,16 @@
 """SlotPool: which persona's KV lives in which sequence of a multi-sequence context.
 
-Each (persona, adapter set) gets a live sequence and keeps the tokens it holds, so a
-turn only evaluates what follows the longest common prefix. When more personas are
-active than live sequences, the least recently used one is hibernated — its sequence
-state copied out with ``llama_state_seq_get_data`` (milliseconds, not the seconds of a
+Each (persona, room, adapter set) gets a live sequence and keeps the tokens it holds, so
+a turn only evaluates what follows the longest common prefix. When more slots are active
+than live sequences, the least recently used one is hibernated — its sequence state
+copied out with ``llama_state_seq_get_data`` (milliseconds, not the seconds of a
 whole-context save) — and restored into a free sequence when it speaks again.
+
+A slot that starts cold (a persona entering a new room) does not re-evaluate what another
+slot already holds: the slot with the same adapter set sharing the longest token prefix
+with the new prompt (live or hibernated) donates that prefix — the persona's invariant
+identity, style and guidance — copied sequence to sequence and trimmed to the shared part.
+KV for the same tokens at the same positions under the same adapters is the same KV.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import numpy as np
 
 from continuum.backends.base import SlotKey
 
@@ -23,6 +31,8 @@ class SequenceStore(Protocol):
     def save(self, seq_id: int) -> bytes: ...
     def restore(self, seq_id: int, state: bytes) -> bool: ...
     def clear(self, seq_id: int) -> None: ...
+    def copy(self, src: int, dst: int, n_tokens: int) -> bool: ...
+    def trim(self, seq_id: int, n_tokens: int) -> None: ...
 
 
 @dataclass
@@ -45,14 +55,19 @@ class SlotStats:
     hibernations: int = 0
     restores: int = 0
     drops: int = 0  # hibernated states discarded over budget (the next turn runs cold)
+    shared: int = 0  # cold slots that started from another slot's prefix
+    shared_tokens: int = 0  # tokens they did not have to evaluate
 
 
 def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    if n < 64:
+        i = 0
+        while i < n and a[i] == b[i]:
+            i += 1
+        return i
+    diff = np.flatnonzero(np.asarray(a[:n], dtype=np.int64) != np.asarray(b[:n], dtype=np.int64))
+    return int(diff[0]) if len(diff) else n
 
 
 class SlotPool:
@@ -62,6 +77,8 @@ class SlotPool:
         n_live: int,
         hibernate: bool = True,
         hibernate_budget_bytes: int = 2 << 30,
+        share_prefixes: bool = True,
+        min_shared_tokens: int = 32,
     ) -> None:
         if n_live < 1:
             raise ValueError("a slot pool needs at least one live sequence")
@@ -69,14 +86,17 @@ class SlotPool:
         self.n_live = n_live
         self.hibernate_enabled = hibernate
         self.hibernate_budget_bytes = hibernate_budget_bytes
+        self.share_prefixes = share_prefixes
+        self.min_shared_tokens = min_shared_tokens
         self._live: dict[SlotKey, Slot] = {}
         self._free = list(range(n_live - 1, -1, -1))
         self._hibernated: dict[SlotKey, _Hibernated] = {}
         self._clock = itertools.count(1)
         self.stats = SlotStats()
 
-    def acquire(self, key: SlotKey) -> tuple[Slot, bool]:
-        """The live slot for ``key`` (evicting the LRU one if needed); True if restored."""
+    def acquire(self, key: SlotKey, tokens: Sequence[int] | None = None) -> tuple[Slot, bool]:
+        """The live slot for ``key`` (evicting the LRU one if needed); True if restored.
+        A cold slot starts from the best donor's shared prefix of ``tokens``."""
         tick = next(self._clock)
         slot = self._live.get(key)
         if slot is not None:
@@ -93,7 +113,41 @@ class SlotPool:
             slot.tokens = saved.tokens
             restored = True
             self.stats.restores += 1
+        elif tokens is not None and self.share_prefixes:
+            self._share_prefix(slot, tokens)
         return slot, restored
+
+    def _share_prefix(self, slot: Slot, tokens: Sequence[int]) -> None:
+        """Start a cold slot from the longest prefix another slot (same adapters) holds."""
+        best_n, donor_live, donor_saved = 0, None, None
+        for other in self._live.values():
+            if other is slot or other.key.adapters != slot.key.adapters:
+                continue
+            n = common_prefix_len(other.tokens, tokens)
+            if n > best_n:
+                best_n, donor_live, donor_saved = n, other, None
+        for key, saved in self._hibernated.items():
+            if key.adapters != slot.key.adapters:
+                continue
+            n = common_prefix_len(saved.tokens, tokens)
+            if n > best_n:
+                best_n, donor_live, donor_saved = n, None, saved
+        best_n = min(best_n, len(tokens) - 1)  # the last token is always evaluated
+        if best_n < self.min_shared_tokens:
+            return
+        if donor_live is not None:
+            ok = self._store.copy(donor_live.seq_id, slot.seq_id, best_n)
+        else:
+            assert donor_saved is not None
+            ok = self._store.restore(slot.seq_id, donor_saved.state)
+            if ok:
+                self._store.trim(slot.seq_id, best_n)
+        if not ok:
+            self._store.clear(slot.seq_id)
+            return
+        slot.tokens = list(tokens[:best_n])
+        self.stats.shared += 1
+        self.stats.shared_tokens += best_n
 
     def _evict(self, slot: Slot) -> None:
         if self.hibernate_enabled and slot.tokens:

@@ -83,7 +83,7 @@ class RelevanceGate:
         self.w_reputation = w_reputation
         self._persona_vectors: dict[str, tuple[str, np.ndarray]] = {}
 
-    def _persona_vector(self, persona: Persona) -> np.ndarray | None:
+    def persona_vector(self, persona: Persona) -> np.ndarray | None:
         if self.embedder is None:
             return None
         text = specialty_text(persona)
@@ -112,7 +112,7 @@ class RelevanceGate:
         out: list[GateScore] = []
         for persona in personas:
             state = states.get(persona.id) or PersonaState(persona_id=persona.id)
-            vec = self._persona_vector(persona)
+            vec = self.persona_vector(persona)
             similarity = 0.0
             if vec is not None and message_vec is not None:
                 similarity = float(vec @ message_vec)

@@ -3,28 +3,31 @@
 Phases on the coordination stream: analyzing (one base-model pass) → planning (each
 persona that passed the relevance gate writes its lever calls) → rendering (the lead
 first, streamed; the others see what was already said and build on it, disagree, or
-withhold) → posted. The naive path (each persona thinks the message through itself) is
-kept for comparison and for benchmarks.
+withhold) → posted.
+
+The flow sees its room only through :class:`CognitionRoom` (what it reads and the few
+calls it makes), so this module does not import the room.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import anyio
 
 from continuum.backends.base import (
+    Backend,
     CompletionRequest,
     GenerationSettings,
     Priority,
     SlotKey,
 )
 from continuum.cognition.analysis import SharedAnalysis, analyze
-from continuum.cognition.gate import GateScore
+from continuum.cognition.gate import GateScore, RelevanceGate
 from continuum.cognition.levers import (
     CedeFloorTo,
     ClaimLead,
@@ -39,25 +42,80 @@ from continuum.cognition.levers import (
     parse_plan,
     plan_schema,
 )
-from continuum.envelope import Envelope, PersonaReply, RoomMessage
+from continuum.cognition.state import PersonaState
+from continuum.compose import ComposedPrompt
+from continuum.envelope import Envelope, Participant, PersonaReply, RoomMessage
 from continuum.errors import ContinuumError
 from continuum.events import (
     AnalysisPosted,
+    EventLog,
     LeverPulled,
     PersonaSilent,
     ReplyDelta,
     TurnFailed,
     TurnStarted,
 )
+from continuum.hosts.base import ReplySink, ReplyStart
 from continuum.persona import Persona
+from continuum.prompt_sources import Recipe
 from continuum.thinking import split_think
-
-if TYPE_CHECKING:
-    from continuum.room import Room
 
 log = logging.getLogger("continuum.cognition")
 
 ReplyCallback = Callable[[PersonaReply], Awaitable[None]]
+ReplyOpener = Callable[[ReplyStart], Awaitable[ReplySink]]
+
+
+class CognitionRoom(Protocol):
+    """What shared cognition reads of a room and the calls it makes."""
+
+    id: str
+    backend: Backend
+    events: EventLog
+    gate: RelevanceGate
+    shared_recipe: Recipe
+    history: list[RoomMessage]
+    personas: Mapping[str, Persona]
+    participants: Mapping[str, Participant]
+
+    @property
+    def policy(self) -> Any: ...  # RoomPolicy
+
+    def state(self, persona_id: str) -> PersonaState: ...
+
+    def finish_item(self, persona_id: str, message_id: str, outcome: str) -> None: ...
+
+    def slot_for(self, persona: Persona) -> SlotKey: ...
+
+    def compose(
+        self,
+        persona: Persona,
+        upto: int | None = None,
+        recipe: Recipe | None = None,
+        **extra: Any,
+    ) -> ComposedPrompt: ...
+
+    async def render_turn(
+        self,
+        persona: Persona,
+        envelope: Envelope,
+        composed: ComposedPrompt,
+        *,
+        max_tokens: int,
+        topics: list[str],
+        min_tokens: int = 0,
+        raw_prefix: str = "",
+        replies: ReplyOpener | None = None,
+    ) -> PersonaReply: ...
+
+    async def post_status(
+        self,
+        persona: Persona,
+        envelope: Envelope,
+        text: str,
+        replies: ReplyOpener | None = None,
+    ) -> PersonaReply: ...
+
 
 PLAN_INSTRUCTION = (
     'Plan your contribution as JSON. If you will simply reply, answer {"levers": []}.'
@@ -97,7 +155,7 @@ class Directive:
 class SharedCognition:
     """Runs one message through a room's personas. Stateless apart from the room."""
 
-    def __init__(self, room: Room) -> None:
+    def __init__(self, room: CognitionRoom) -> None:
         self.room = room
 
     # --- helpers -------------------------------------------------------------------------
@@ -126,8 +184,9 @@ class SharedCognition:
         self,
         envelope: Envelope,
         message: RoomMessage,
-        candidates: list[Persona],
+        candidates: Sequence[Persona],
         on_reply: ReplyCallback | None,
+        replies: ReplyOpener | None = None,
     ) -> list[PersonaReply]:
         room, policy = self.room, self.room.policy
         upto = room.history.index(message)
@@ -138,16 +197,18 @@ class SharedCognition:
             state.rest_until(now)
         scores = room.gate.score(candidates, message.text, analysis, states, envelope.mentions)
 
-        replies: list[PersonaReply] = []
+        out: list[PersonaReply] = []
         directives: list[Directive] = []
         below: list[GateScore] = []
         for s in scores:
             persona, state = room.personas[s.persona_id], states[s.persona_id]
             if state.energy < policy.exhausted_below:
                 if s.mentioned:  # asked directly: say why, without spending a model call
-                    replies.append(await room.post_status(persona, envelope, state.how_i_feel()))
+                    out.append(
+                        await room.post_status(persona, envelope, state.how_i_feel(), replies)
+                    )
                     if on_reply is not None:
-                        await on_reply(replies[-1])
+                        await on_reply(out[-1])
                 self._silent(persona.id, f"declined: {state.how_i_feel()}")
                 room.finish_item(persona.id, message.id, "declined: exhausted")
             elif s.passes:
@@ -179,16 +240,16 @@ class SharedCognition:
             directives, plans, analysis, message, upto, scores
         )
         if room.backend.parallel and len(directives) > 1:
-            replies += await self._render_overlapped(
-                directives, envelope, message, upto, analysis, lead, on_reply
+            out += await self._render_overlapped(
+                directives, envelope, message, upto, analysis, lead, on_reply, replies
             )
-            return replies
+            return out
         for d in directives:
-            reply = await self._render(d, envelope, message, upto, analysis, lead)
-            replies.append(reply)
+            reply = await self._render(d, envelope, message, upto, analysis, lead, replies)
+            out.append(reply)
             if on_reply is not None:
                 await on_reply(reply)
-        return replies
+        return out
 
     async def _render_overlapped(
         self,
@@ -199,6 +260,7 @@ class SharedCognition:
         analysis: SharedAnalysis,
         lead: str | None,
         on_reply: ReplyCallback | None,
+        replies: ReplyOpener | None,
     ) -> list[PersonaReply]:
         """Streaming build-on on a backend that runs slots in parallel: the lead renders;
         once it has streamed ``build_on_after_tokens`` deltas the others start, seeing
@@ -217,7 +279,7 @@ class SharedCognition:
 
         async def lead_turn() -> None:
             try:
-                reply = await self._render(first, envelope, message, upto, analysis, lead)
+                reply = await self._render(first, envelope, message, upto, analysis, lead, replies)
             finally:
                 started.set()  # a short or failed lead reply releases the others too
             done.append(reply)
@@ -239,7 +301,7 @@ class SharedCognition:
                     )
                 for d in rest:
                     reply = await self._render(
-                        d, envelope, message, upto, analysis, lead, in_flight=in_flight
+                        d, envelope, message, upto, analysis, lead, replies, in_flight=in_flight
                     )
                     done.append(reply)
                     if on_reply is not None:
@@ -296,13 +358,16 @@ class SharedCognition:
         room = self.room
         room.events.emit(TurnStarted(room_id=room.id, persona_id=persona.id, phase="planning"))
         others = [p for p in room.personas if p != persona.id]
-        ctx = room.turn_context(
-            persona, upto=upto, analysis=analysis.render(), instruction=PLAN_INSTRUCTION
+        composed = room.compose(
+            persona,
+            upto,
+            room.shared_recipe,
+            analysis=analysis.render(),
+            instruction=PLAN_INSTRUCTION,
         )
-        composed = room.shared_recipe.compose(ctx)
         request = CompletionRequest(
             prompt=composed.prompt,
-            slot=SlotKey.for_persona(persona),
+            slot=room.slot_for(persona),
             settings=GenerationSettings(
                 max_tokens=room.policy.plan_max_tokens, temperature=0.0, repeat_penalty=1.0
             ),
@@ -430,11 +495,11 @@ class SharedCognition:
         if not quiet:
             others = [p for p in answering if p != persona_id]
             return others[0] if others else None
-        vectors = room.gate
-        me = vectors._persona_vector(room.personas[persona_id])
+        gate = room.gate
+        me = gate.persona_vector(room.personas[persona_id])
         if me is None:
             return quiet[0].id
-        return min(quiet, key=lambda p: float(vectors._persona_vector(p) @ me)).id  # type: ignore[operator]
+        return min(quiet, key=lambda p: float(gate.persona_vector(p) @ me)).id  # type: ignore[operator]
 
     async def _render(
         self,
@@ -444,6 +509,7 @@ class SharedCognition:
         upto: int,
         analysis: SharedAnalysis,
         lead: str | None,
+        replies: ReplyOpener | None = None,
         in_flight: RoomMessage | None = None,
     ) -> PersonaReply:
         room, policy = self.room, self.room.policy
@@ -457,9 +523,10 @@ class SharedCognition:
         else:
             instruction = render_instruction(persona, bool(build_on), d.disagree)
         extra_tokens = policy.analysis_max_tokens if d.escalate else d.think_budget
-        ctx = room.turn_context(
+        composed = room.compose(
             persona,
-            upto=upto,
+            upto,
+            room.shared_recipe,
             analysis="" if d.escalate else analysis.render(),
             build_on=build_on,
             instruction=instruction,
@@ -467,64 +534,8 @@ class SharedCognition:
         return await room.render_turn(
             persona,
             envelope,
-            room.shared_recipe.compose(ctx),
+            composed,
             max_tokens=policy.reply_max_tokens + extra_tokens,
             topics=analysis.topics,
+            replies=replies,
         )
-
-    async def naive(
-        self,
-        envelope: Envelope,
-        message: RoomMessage,
-        responders: list[Persona],
-        on_reply: ReplyCallback | None = None,
-        think_tokens: int | None = None,
-    ) -> list[PersonaReply]:
-        """The baseline: each responder thinks the message through on its own (a hidden
-        think-block, up to the analysis budget; with ``think_tokens`` exactly that long —
-        benchmarks pass what the shared analysis took), then replies within the reply
-        budget on the same KV."""
-        room, policy = self.room, self.room.policy
-        upto = room.history.index(message)
-        budget = think_tokens or policy.analysis_max_tokens
-        replies = []
-        for persona in responders:
-            build_on = tuple(m for m in room.history[upto + 1 :] if m.author.id != persona.id)
-            ctx = room.turn_context(
-                persona,
-                upto=upto,
-                build_on=build_on,
-                instruction=THINK_INSTRUCTION.format(name=persona.name),
-            )
-            composed = room.shared_recipe.compose(ctx)
-            # think inside <think> (hidden from the others), then reply on the same KV
-            opened = composed.prompt + "<think>\n"
-            try:
-                thought = await room.backend.complete(
-                    CompletionRequest(
-                        prompt=opened,
-                        slot=SlotKey.for_persona(persona),
-                        settings=GenerationSettings.for_persona(
-                            persona,
-                            max_tokens=budget,
-                            min_tokens=budget if think_tokens else 0,
-                            stop=("</think>",),
-                        ),
-                    )
-                )
-                thinking = "<think>\n" + thought.text.strip() + "\n</think>\n"
-            except ContinuumError as exc:
-                log.warning("%s could not think: %s", persona.id, exc)
-                thinking = ""
-            reply = await room.render_turn(
-                persona,
-                envelope,
-                composed.model_copy(update={"prompt": composed.prompt + thinking}),
-                max_tokens=policy.reply_max_tokens,
-                topics=[],
-                raw_prefix=thinking,
-            )
-            replies.append(reply)
-            if on_reply is not None:
-                await on_reply(reply)
-        return replies

@@ -218,10 +218,15 @@ class PersonaStateStore:
     ``PersonaState`` per persona (``load`` returns the same object), so energy spent in
     one room is missing in the next and nobody overwrites another room's state."""
 
-    def __init__(self, directory: Path | str) -> None:
+    def __init__(self, directory: Path | str, min_interval_s: float = 1.0) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._live: dict[str, PersonaState] = {}
+        # writes are crash-safe (fsync + rename) and so not free: a persona's state is
+        # written at most once per interval; later changes wait for the next save or flush
+        self.min_interval_s = min_interval_s
+        self._written_at: dict[str, float] = {}
+        self._dirty: set[str] = set()
 
     def path(self, persona_id: str) -> Path:
         return self.directory / f"{persona_id}.json"
@@ -245,6 +250,25 @@ class PersonaStateStore:
             log.warning("persona state %s was unreadable (%s); kept as %s", path, exc, backup)
             return PersonaState(persona_id=persona_id)
 
-    def save(self, state: PersonaState) -> None:
+    def save(self, state: PersonaState, force: bool = False) -> None:
+        """Persist ``state`` (now if ``force`` or the interval has passed, else soon)."""
+        now = time.monotonic()
+        last = self._written_at.get(state.persona_id, -1e9)
+        if not force and now - last < self.min_interval_s:
+            self._dirty.add(state.persona_id)
+            self._live.setdefault(state.persona_id, state)
+            return
+        self._write(state)
+        self._written_at[state.persona_id] = now
+
+    def _write(self, state: PersonaState) -> None:
+        self._dirty.discard(state.persona_id)
         data = json.dumps(state.model_dump(mode="json"), indent=1, sort_keys=True)
         atomic_write_bytes(self.path(state.persona_id), data.encode())
+
+    def flush(self) -> None:
+        """Write every state changed since its last write (at shutdown, or periodically)."""
+        for persona_id in list(self._dirty):
+            state = self._live.get(persona_id)
+            if state is not None:
+                self._write(state)

@@ -1,68 +1,270 @@
-"""The host seam: a HostAdapter turns host events into envelopes and posts persona replies
-as the persona (its name, avatar, voice). The core never imports a host library."""
+"""The host contract: what a host plugin implements and what the runtime offers it.
+
+A host (Slack, Discord, the editor, LiveKit, the console, yours) is a
+:class:`HostAdapter`. It runs inside the runtime (``run`` until cancelled), turns its
+platform's events into :mod:`host events <continuum.hosts.base>` and hands them to the
+runtime through :class:`HostServices`, and posts persona replies when the core opens one
+(:meth:`HostAdapter.open_reply` → a :class:`ReplySink` that receives *visible* text deltas
+— think-blocks are stripped by the core, never by a host — and returns the host's message
+id on ``finish``). A host without streaming subclasses :class:`BufferedReplySink` and
+posts once.
+
+This module imports nothing of the engine (only the envelope types), so a host package
+depends on a small, stable surface.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from continuum.backends.base import Backend
-from continuum.cognition.state import PersonaStateStore
-from continuum.envelope import Envelope, PersonaReply
-from continuum.memory.engine import MemoryEngine
-from continuum.persona import Persona
-from continuum.room import Room, RoomPolicy
+from pydantic import BaseModel, ConfigDict, Field
+
+from continuum.envelope import Envelope, Participant, PersonaReply, ReplyTarget
+
+Markup = Literal["plain", "markdown", "slack_mrkdwn", "discord_markdown", "html"]
+
+
+class HostCapabilities(BaseModel):
+    """What a host's platform can do; the core adapts to it (one final post without
+    streaming, splitting at ``max_message_chars``, no typing calls without ``typing``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    threads: bool = False
+    edits: bool = False
+    reactions: bool = False
+    typing: bool = False
+    streaming: bool = False
+    audio_in: bool = False
+    audio_out: bool = False
+    max_message_chars: int | None = Field(default=None, gt=0)
+    markup: Markup = "plain"
+
+
+class HostConfig(BaseModel):
+    """A host's ``[hosts.<name>]`` table. Hosts subclass it; secrets are never values in
+    the file, only the *names* of environment variables (fields ending in ``_env``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+
+
+class ReplyStart(BaseModel):
+    """The core opens a reply: who speaks, where, in answer to what."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    persona_id: str
+    persona_name: str
+    avatar_url: str | None = None
+    voice: str | None = None
+    reply_to: ReplyTarget
+    in_reply_to: str  # the envelope id (room message id) being answered
+    message_id: str  # the room message id this reply will have
+    room_key: str  # "<host>:<room id>"
+    topics: tuple[str, ...] = ()  # the shared analysis's topics (reactions credit them)
+
+
+class ReplySink(ABC):
+    """One reply in flight on a host. ``write`` gets visible text deltas in order;
+    ``finish`` posts/ends it and returns the host's message id (None if it has none);
+    ``abort`` ends it early (the turn was cancelled or failed midway)."""
+
+    @abstractmethod
+    async def write(self, delta: str) -> None: ...
+
+    @abstractmethod
+    async def finish(self) -> str | None: ...
+
+    @abstractmethod
+    async def abort(self, reason: str) -> None: ...
+
+
+class BufferedReplySink(ReplySink):
+    """For hosts without streaming: collects the deltas and posts once, through ``post``
+    (which returns the host's message id)."""
+
+    def __init__(self, post: Callable[[str], Awaitable[str | None]]) -> None:
+        self._post = post
+        self.parts: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    async def write(self, delta: str) -> None:
+        self.parts.append(delta)
+
+    async def finish(self) -> str | None:
+        return await self._post(self.text)
+
+    async def abort(self, reason: str) -> None:
+        self.parts.clear()
+
+
+# --- inbound: host events -------------------------------------------------------------
+
+
+class _HostEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str
+    room_id: str
+
+
+class MessageEvent(_HostEvent):
+    """A message (the envelope carries author, parts, mentions, reply target)."""
+
+    kind: Literal["message"] = "message"
+    envelope: Envelope
+
+
+class ReactionEvent(_HostEvent):
+    """Someone reacted to a message; ``positive`` None means a neutral reaction."""
+
+    kind: Literal["reaction"] = "reaction"
+    host_message_id: str
+    reaction: str
+    positive: bool | None
+    author: Participant
+    removed: bool = False
+
+
+class EditEvent(_HostEvent):
+    kind: Literal["edit"] = "edit"
+    host_message_id: str
+    text: str
+    author: Participant
+
+
+class DeleteEvent(_HostEvent):
+    kind: Literal["delete"] = "delete"
+    host_message_id: str
+
+
+class CommandEvent(_HostEvent):
+    """A slash command, an LSP command, a console ``/command``."""
+
+    kind: Literal["command"] = "command"
+    name: str
+    args: tuple[str, ...] = ()
+    author: Participant
+    reply_to: ReplyTarget | None = None
+
+
+class MembershipEvent(_HostEvent):
+    kind: Literal["membership"] = "membership"
+    participant: Participant
+    joined: bool
+
+
+HostEvent = Annotated[
+    MessageEvent | ReactionEvent | EditEvent | DeleteEvent | CommandEvent | MembershipEvent,
+    Field(discriminator="kind"),
+]
+
+
+class CommandResult(BaseModel):
+    """What a command answers (hosts show it to the person who ran it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    ok: bool = True
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class PersonaCard(BaseModel):
+    """What a host needs to know of a persona: to address it and to post as it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str
+    avatar_url: str | None = None
+    voice: str | None = None
+    specialty: str = ""
+
+
+@runtime_checkable
+class TurnHandle(Protocol):
+    """A delivered message being answered: ``wait`` for the replies, ``cancel`` to stop
+    (barge-in: replies in flight are aborted, the room goes on)."""
+
+    message_id: str
+
+    async def wait(self) -> list[PersonaReply]: ...
+
+    def cancel(self) -> None: ...
+
+
+class HostServices(Protocol):
+    """What the runtime offers a host (one instance per host)."""
+
+    host: str
+
+    def personas(self) -> Sequence[PersonaCard]: ...
+
+    async def deliver(self, envelope: Envelope) -> TurnHandle:
+        """Hand a message to its room; returns at once with a handle (replies come back
+        through ``open_reply``). Raises MalformedEvent for an envelope of another host."""
+        ...
+
+    async def submit(self, event: HostEvent) -> CommandResult | None:
+        """Reactions, edits, deletions, commands, joins/leaves (and messages)."""
+        ...
+
+    def watch(self, room_id: str, callback: Callable[[Any], None]) -> Callable[[], None]:
+        """Follow a room's coordination stream (analysis, silences, levers, posted replies
+        with metrics); returns an unsubscribe function."""
+        ...
 
 
 class HostAdapter(ABC):
+    """A host plugin. Registered by class through the ``register_hosts`` hook; the runtime
+    builds it with its services and its validated ``[hosts.<name>]`` table."""
+
     name: ClassVar[str]
+    capabilities: ClassVar[HostCapabilities] = HostCapabilities()
+    config_model: ClassVar[type[HostConfig]] = HostConfig
+
+    def __init__(self, services: HostServices, config: HostConfig | None = None) -> None:
+        self.services = services
+        self.config = config or self.config_model()
 
     @abstractmethod
-    def to_envelope(self, event: Any) -> Envelope | None:
-        """Turn a raw host event into an envelope; None to ignore it (e.g. our own echo).
-        Raise :class:`~continuum.errors.MalformedEvent` for forged or malformed events."""
+    async def run(self) -> None:
+        """Receive platform events until cancelled, handing them to ``self.services``."""
 
     @abstractmethod
-    async def send(self, reply: PersonaReply) -> None:
-        """Post ``reply`` on the host as the persona."""
+    async def open_reply(self, start: ReplyStart) -> ReplySink:
+        """Begin posting a persona's reply (as the persona: name, avatar, voice)."""
+
+    async def typing(self, reply_to: ReplyTarget, persona_id: str | None) -> None:  # noqa: B027
+        """Show that the room (``persona_id`` None: the shared analysis) or a persona is
+        thinking. Called only for hosts with ``capabilities.typing``."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional
+        """Release connections; called once at shutdown after ``run`` is cancelled."""
 
 
-class RoomRouter:
-    """Routes envelopes to rooms (one per host room id, created on first use) and sends
-    the replies back through the host."""
-
-    def __init__(
-        self,
-        personas: Sequence[Persona],
-        backend: Backend,
-        policy: RoomPolicy | None = None,
-        room_factory: Callable[[str], Room] | None = None,
-        memory: MemoryEngine | None = None,
-        state_store: PersonaStateStore | None = None,
-    ) -> None:
-        self.personas = list(personas)
-        self.state_store = state_store
-        self.backend = backend
-        self.policy = policy
-        self.memory = memory
-        self.rooms: dict[str, Room] = {}
-        self._factory = room_factory or (
-            lambda room_id: Room(
-                room_id,
-                self.personas,
-                self.backend,
-                policy=self.policy,
-                memory=self.memory,
-                state_store=self.state_store,
-            )
-        )
-
-    def room(self, room_id: str) -> Room:
-        if room_id not in self.rooms:
-            self.rooms[room_id] = self._factory(room_id)
-        return self.rooms[room_id]
-
-    async def dispatch(self, envelope: Envelope, host: HostAdapter) -> list[PersonaReply]:
-        room = self.room(f"{envelope.host}:{envelope.room_id}")
-        return await room.handle(envelope, on_reply=host.send)
+def split_message(text: str, limit: int | None) -> list[str]:
+    """Split ``text`` at a host's message length limit: at a paragraph, line or word
+    boundary where one falls in the second half of the chunk, else hard."""
+    if limit is None or len(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut < limit // 2:
+            cut = limit
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        chunks.append(rest)
+    return chunks

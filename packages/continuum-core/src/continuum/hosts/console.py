@@ -1,121 +1,246 @@
-"""The built-in console host: ``continuum room``.
+"""The built-in console host: a host like the others inside the runtime
+(``[hosts.console]`` in continuum.toml), and ``continuum room``, the quick path.
 
-Interactive (several personas answer each line, each reply labelled and streamed,
-``/metrics`` toggles per-turn metrics) or scripted (``--say "..." --json``).
+Interactive: several personas answer each line, each reply labelled and streamed as it is
+generated (visible text only: the core strips think-blocks), ``/metrics`` toggles per-turn
+metrics, ``/personas``, ``/state``, ``/who``, ``/forget``, ``/link`` are the runtime's
+commands. Scripted: ``continuum room --say "..." --json``.
 Registered through the entry-point group like any external host.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
+import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 import anyio
+import anyio.lowlevel
 
-from continuum.cognition.state import PersonaStateStore
-from continuum.envelope import Envelope, Participant, PersonaReply, ReplyTarget, TextPart
+from continuum.config import ContinuumConfig, MemoryConfig, PersonasConfig
+from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart
 from continuum.errors import ContinuumError, MalformedEvent
 from continuum.hookspecs import hookimpl
-from continuum.hosts.base import HostAdapter, RoomRouter
-from continuum.memory.engine import MemoryEngine
-from continuum.memory.hippocampus import Hippocampus
-from continuum.persona import Persona, load_personas
-from continuum.room import Room, RoomPolicy
+from continuum.hosts.base import (
+    CommandEvent,
+    HostAdapter,
+    HostCapabilities,
+    HostConfig,
+    HostServices,
+    PersonaCard,
+    ReplySink,
+    ReplyStart,
+)
+from continuum.room import RoomPolicy
 
-BUNDLED_PERSONAS = Path(__file__).resolve().parent.parent / "bundled" / "personas"
 _MENTION = re.compile(r"@([a-z0-9][a-z0-9_-]*)", re.IGNORECASE)
-_THINK_OPEN = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL)
+
+
+class ConsoleConfig(HostConfig):
+    user_name: str = "You"
+    user_id: str = "console-user"
+    room: str = "console"
+    show_metrics: bool = False
+    echo: bool = True  # print replies as they stream (off for --json)
+
+
+class _ConsoleSink(ReplySink):
+    def __init__(self, host: ConsoleHost, start: ReplyStart) -> None:
+        self.host, self.start = host, start
+        self.parts: list[str] = []
+        self.opened = False
+
+    def _open(self) -> None:
+        if not self.opened and self.host.config.echo:
+            self.host.out.write(f"[{self.start.persona_name}] ")
+        self.opened = True
+
+    async def write(self, delta: str) -> None:
+        self._open()
+        self.parts.append(delta)
+        if self.host.config.echo:
+            self.host.out.write(delta)
+            self.host.out.flush()
+
+    async def finish(self) -> str | None:
+        self._open()
+        if self.host.config.echo:
+            self.host.out.write("\n")
+            self.host.out.flush()
+        host_id = f"console-{next(self.host._ids)}"
+        self.host.posted[host_id] = "".join(self.parts)
+        return host_id
+
+    async def abort(self, reason: str) -> None:
+        if self.opened and self.host.config.echo:
+            self.host.out.write(f" … ({reason})\n")
 
 
 class ConsoleHost(HostAdapter):
-    name = "console"
+    name: ClassVar[str] = "console"
+    capabilities: ClassVar[HostCapabilities] = HostCapabilities(streaming=True, markup="plain")
+    config_model: ClassVar[type[HostConfig]] = ConsoleConfig
+    config: ConsoleConfig
 
     def __init__(
         self,
-        personas: Sequence[Persona],
-        out: TextIO = sys.stdout,
-        user_name: str = "You",
-        show_metrics: bool = False,
+        services: HostServices,
+        config: HostConfig | None = None,
+        out: TextIO | None = None,
+        read_line: Callable[[str], str] | None = None,
     ) -> None:
-        self.out = out
-        self.user = Participant(id="console-user", name=user_name)
-        self.show_metrics = show_metrics
-        self._by_name = {p.name.lower(): p.id for p in personas} | {p.id: p.id for p in personas}
-        self.sent: list[PersonaReply] = []
+        super().__init__(services, config)
+        self.out = out or sys.stdout
+        self.read_line = read_line or _stdin_reader()
+        self.user = Participant(id=self.config.user_id, name=self.config.user_name)
+        self.posted: dict[str, str] = {}
+        self._ids = itertools.count(1)
+        self._metrics = self.config.show_metrics
 
-    def to_envelope(self, event: Any) -> Envelope | None:
-        if not isinstance(event, str):
-            raise MalformedEvent(f"console events are lines of text, not {type(event).__name__}")
-        text = event.strip()
+    def _personas(self) -> Sequence[PersonaCard]:
+        return self.services.personas()
+
+    def to_envelope(self, line: Any) -> Envelope | None:
+        """A typed line as an envelope (``@id`` or a persona's name addresses it)."""
+        if not isinstance(line, str):
+            raise MalformedEvent(f"console events are lines of text, not {type(line).__name__}")
+        text = line.strip()
         if not text:
             return None
+        known = {p.id: p.id for p in self._personas()} | {
+            p.name.lower(): p.id for p in self._personas()
+        }
         mentions = tuple(
-            dict.fromkeys(
-                self._by_name[m.lower()]
-                for m in _MENTION.findall(text)
-                if m.lower() in self._by_name
-            )
+            dict.fromkeys(known[m.lower()] for m in _MENTION.findall(text) if m.lower() in known)
         )
         return Envelope(
             host=self.name,
-            room_id="console",
+            room_id=self.config.room,
             author=self.user,
             parts=(TextPart(text=text),),
             mentions=mentions,
-            reply_to=ReplyTarget(host=self.name, channel="console"),
+            reply_to=ReplyTarget(host=self.name, channel=self.config.room),
+            visibility="dm",
         )
 
-    async def send(self, reply: PersonaReply) -> None:
-        self.sent.append(reply)
+    async def open_reply(self, start: ReplyStart) -> ReplySink:
+        return _ConsoleSink(self, start)
 
-
-class _StreamPrinter:
-    """Prints each persona's reply as it streams, labelled, with think-blocks hidden."""
-
-    def __init__(self, room: Room, out: TextIO, metrics: Callable[[], bool]) -> None:
-        self.out = out
-        self.metrics = metrics
-        self._acc: dict[str, str] = {}
-        self._printed: dict[str, int] = {}
-        self._names = {p.id: p.name for p in room.personas.values()}
-        room.events.subscribe(self.on_event)
-
-    def on_event(self, event: Any) -> None:
+    def _on_event(self, event: Any) -> None:
+        if not self._metrics:
+            return
         kind = getattr(event, "type", "")
-        if kind == "turn_started" and event.phase != "rendering":
-            return  # analysis and lever planning: shown on the coordination lines below
-        if kind == "analysis_posted" and self.metrics():
+        if kind == "analysis_posted":
             self.out.write(f"  · shared analysis: {event.analysis.said}\n")
-        elif kind == "persona_silent" and self.metrics():
-            name = self._names.get(event.persona_id, event.persona_id)
-            self.out.write(f"  · {name} stays silent: {event.reason}\n")
+        elif kind == "persona_silent":
+            self.out.write(f"  · {event.persona_id} stays silent: {event.reason}\n")
         elif kind == "lever_pulled":
-            name = self._names.get(event.persona_id, event.persona_id)
-            self.out.write(f"  · {name} pulled {event.lever}: {event.effect}\n")
-        elif kind == "turn_started":
-            self._acc[event.persona_id] = ""
-            self._printed[event.persona_id] = 0
-            self.out.write(f"[{self._names[event.persona_id]}] ")
-            self.out.flush()
-        elif kind == "reply_delta":
-            acc = self._acc[event.persona_id] = self._acc[event.persona_id] + event.text
-            visible = _THINK_OPEN.sub("", acc).lstrip()
-            self.out.write(visible[self._printed[event.persona_id] :])
-            self._printed[event.persona_id] = len(visible)
-            self.out.flush()
+            self.out.write(f"  · {event.persona_id} pulled {event.lever}: {event.effect}\n")
         elif kind == "reply_posted":
-            self.out.write("\n")
-            if self.metrics():
-                self.out.write(f"    · {_metrics_line(event.metrics.model_dump())}\n")
-        elif kind == "turn_failed":
-            self.out.write(f"(can't answer right now: {event.error})\n")
-        self.out.flush()
+            self.out.write(f"    · {metrics_line(event.metrics.model_dump())}\n")
+
+    async def run(self) -> None:
+        names = ", ".join(f"{p.name} (@{p.id})" for p in self._personas())
+        self.out.write(
+            f"continuum room — {names}\nType a message; @id addresses one persona first; "
+            "/metrics toggles metrics; /help lists commands; /quit.\n"
+        )
+        self.services.watch(self.config.room, self._on_event)
+        lines = _LineReader(self.read_line, f"{self.config.user_name}> ")
+        while True:
+            line = await lines.next()
+            if line is None:  # end of input
+                self.out.write("\n")
+                return
+            text = line.strip()
+            if text in {"/quit", "/exit"}:
+                return
+            if text == "/metrics":
+                self._metrics = not self._metrics
+                self.out.write(f"metrics {'on' if self._metrics else 'off'}\n")
+                continue
+            if text.startswith("/"):
+                name, *args = text[1:].split()
+                result = await self.services.submit(
+                    CommandEvent(
+                        host=self.name,
+                        room_id=self.config.room,
+                        name=name,
+                        args=tuple(args),
+                        author=self.user,
+                    )
+                )
+                if result is not None:
+                    self.out.write(result.text + "\n")
+                continue
+            envelope = self.to_envelope(line)
+            if envelope is not None:
+                await (await self.services.deliver(envelope)).wait()
+
+
+def _stdin_reader() -> Callable[[str], str]:
+    """``input`` on a terminal (line editing); on a pipe, lines read from the file
+    descriptor directly, so a read blocked at shutdown holds no interpreter lock."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return input
+    pending = bytearray()
+
+    def read(prompt: str) -> str:
+        while b"\n" not in pending:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                if pending:
+                    line = pending.decode("utf-8", errors="replace")
+                    pending.clear()
+                    return line
+                raise EOFError
+            pending.extend(chunk)
+        line, _, rest = bytes(pending).partition(b"\n")
+        pending[:] = rest
+        return line.decode("utf-8", errors="replace")
+
+    return read
+
+
+class _LineReader:
+    """Reads lines on a daemon thread, one at a time, as the host asks for them: a
+    blocked read never keeps the process alive at shutdown (anyio's worker threads would)."""
+
+    def __init__(self, read_line: Callable[[str], str], prompt: str) -> None:
+        self.read_line, self.prompt = read_line, prompt
+
+    async def next(self) -> str | None:
+        token = anyio.lowlevel.current_token()
+        send, receive = anyio.create_memory_object_stream[str | None](1)
+
+        def read() -> None:
+            try:
+                line: str | None = self.read_line(self.prompt)
+            except (EOFError, OSError, ValueError):
+                line = None
+            with contextlib.suppress(Exception):  # the loop is gone (shutdown)
+                anyio.from_thread.run_sync(send.send_nowait, line, token=token)
+
+        threading.Thread(target=read, name="console-input", daemon=True).start()
+        async with receive:
+            return await receive.receive()
+
+
+def metrics_line(m: dict[str, Any]) -> str:
+    return (
+        f"prompt {m['prompt_tokens']} tok, reused {m['reused_tokens']}, evaluated "
+        f"{m['evaluated_tokens']}, TTFT {m['ttft_ms']:.0f} ms, "
+        f"{m['decode_tokens_per_s']:.0f} tok/s, slot {m['slot_id']}"
+    )
 
 
 def _coordination(event: Any) -> dict[str, Any] | None:
@@ -136,67 +261,82 @@ def _coordination(event: Any) -> dict[str, Any] | None:
     return None
 
 
-def _metrics_line(m: dict[str, Any]) -> str:
-    return (
-        f"prompt {m['prompt_tokens']} tok, reused {m['reused_tokens']}, evaluated "
-        f"{m['evaluated_tokens']}, TTFT {m['ttft_ms']:.0f} ms, "
-        f"{m['decode_tokens_per_s']:.0f} tok/s, slot {m['slot_id']}"
-    )
+# --- `continuum room`: the quick path ----------------------------------------------------------
 
 
-def _build(args: argparse.Namespace) -> tuple[list[Persona], Any]:
-    from continuum.plugins import backends
-
-    personas = load_personas(args.personas or [BUNDLED_PERSONAS])
-    if args.only:
-        wanted = set(args.only)
-        personas = [p for p in personas if p.id in wanted]
-        missing = wanted - {p.id for p in personas}
-        if missing:
-            raise ContinuumError(f"no persona with id {sorted(missing)}")
-    factory = backends()[args.backend]
-    if args.backend == "server":
-        return personas, factory(model=args.model, urls=args.server_url)
-    config: dict[str, Any] = {"live_slots": len(personas) + 1}  # + the room's analyst
+def room_config(args: argparse.Namespace) -> ContinuumConfig:
+    """The runtime config ``continuum room``'s flags describe (console host only)."""
+    data: dict[str, Any] = {
+        "personas": PersonasConfig(paths=tuple(args.personas or ()), only=tuple(args.only or ())),
+        "backend": {"kind": args.backend if args.backend != "server" else "server"},
+        "memory": MemoryConfig(enabled=not args.no_memory, data_dir=args.data_dir),
+        "policy": RoomPolicy(reply_max_tokens=args.max_tokens, cognition=args.cognition),
+        "hosts": {
+            "console": {
+                "user_name": args.name,
+                "show_metrics": args.metrics,
+                "echo": not (args.say and args.json),
+            }
+        },
+    }
+    backend = data["backend"]
+    if args.model:
+        backend["model"] = args.model
     if args.threads:
-        config["n_threads"] = args.threads
-    return personas, factory(model=args.model, **config)
+        backend["threads"] = args.threads
+    if args.server_url:
+        backend["urls"] = tuple(args.server_url)
+    elif args.backend == "server":
+        backend["urls"] = ("http://127.0.0.1:8080",)
+    return ContinuumConfig.model_validate(data)
+
+
+def _validate_room_args(args: argparse.Namespace) -> None:
+    if not args.name.strip():
+        raise ContinuumError("--name must not be empty")
+    if args.max_tokens < 1:
+        raise ContinuumError("--max-tokens must be at least 1")
+    if args.threads < 0:
+        raise ContinuumError("--threads must be 0 (all cores) or more")
+    if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
+        raise ContinuumError(f"--data-dir {args.data_dir} is a file, not a directory")
+    if args.backend not in {"embedded", "server", "openai"}:
+        raise ContinuumError(
+            f"unknown backend {args.backend!r} (choose embedded, server or openai)"
+        )
 
 
 async def _run_room(args: argparse.Namespace) -> int:
-    personas, backend = _build(args)
-    policy = RoomPolicy(reply_max_tokens=args.max_tokens, cognition=args.cognition)
-    host = ConsoleHost(personas, user_name=args.name, show_metrics=args.metrics)
-    memory = None if args.no_memory else MemoryEngine(args.data_dir)
-    states = PersonaStateStore(memory.data_dir / "state") if memory else None
-    router = RoomRouter(personas, backend, policy=policy, memory=memory, state_store=states)
-    room = router.room("console:console")
-    hippocampus = Hippocampus(memory, backend) if memory else None
-    if hippocampus:
-        hippocampus.attach(room.events)
+    from continuum.runtime import Runtime
 
-    if args.say:
+    _validate_room_args(args)
+    runtime = Runtime(room_config(args))
+    async with runtime:
+        if not args.say:
+            await runtime.serve()
+            return 0
+        host = runtime.host("console")
+        assert isinstance(host, ConsoleHost)
         turns = []
         for line in args.say:
             envelope = host.to_envelope(line)
             if envelope is None:
                 continue
-            started = time.perf_counter()
+            room = runtime.router.room(f"console:{host.config.room}")
             seen = len(room.events.recent)
-            replies = await router.dispatch(envelope, host)
-            coordination = [
-                _coordination(e) for e in list(room.events.recent)[seen:] if _coordination(e)
-            ]
-            posted = {
-                e.message.id: e
-                for e in room.events.recent
-                if getattr(e, "type", "") == "reply_posted"
-            }
+            started = time.perf_counter()
+            if not args.json:
+                print(f"[{args.name}] {envelope.text}", flush=True)
+            turn = await runtime.deliver("console", envelope)
+            replies = await turn.wait()
+            events = list(room.events.recent)[seen:]
+            posted = {e.message.id: e for e in events if getattr(e, "type", "") == "reply_posted"}
             turns.append(
                 {
                     "message": envelope.text,
                     "wall_s": round(time.perf_counter() - started, 3),
-                    "coordination": coordination,
+                    "outcome": turn.outcome,
+                    "coordination": [c for e in events if (c := _coordination(e))],
                     "replies": [
                         {
                             "persona_id": r.persona_id,
@@ -218,19 +358,21 @@ async def _run_room(args: argparse.Namespace) -> int:
                     ],
                 }
             )
+        if runtime.hippocampus is not None:  # consolidate what this run was told
+            await runtime.hippocampus.drain()
+        room = runtime.router.room(f"console:{host.config.room}")
         result = {
-            "model": str(getattr(backend, "model", None) and backend.model.path),
-            "personas": [p.id for p in personas],
+            "model": str(getattr(runtime.backend, "model", None) and runtime.backend.model.path),
+            "personas": [p.id for p in runtime.personas],
             "turns": turns,
             "composition_cache": vars(room.cache.stats),
         }
         if args.json:
             json.dump(result, sys.stdout, indent=2)
             sys.stdout.write("\n")
-        else:
+        elif args.metrics:
             for turn in turns:
-                print(f"[{args.name}] {turn['message']}")
-                for c in turn["coordination"] if args.metrics else ():
+                for c in turn["coordination"]:
                     if c["type"] == "analysis_posted":
                         print(f"  · shared analysis: {c['analysis']['said']}")
                     elif c["type"] == "persona_silent":
@@ -238,40 +380,9 @@ async def _run_room(args: argparse.Namespace) -> int:
                     else:
                         print(f"  · {c['persona_id']} pulled {c['lever']}: {c['effect']}")
                 for r in turn["replies"]:
-                    print(f"[{r['name']}] {r['text']}")
-                    if args.metrics and r["metrics"]:
-                        print("    · " + _metrics_line(r["metrics"]))
-        if hippocampus:  # think-blocks still queued: cheap consolidation before exiting
-            hippocampus.consolidate_reduced()
+                    if r["metrics"]:
+                        print(f"    · {r['name']}: " + metrics_line(r["metrics"]))
         return 0 if all(not r["error"] for t in turns for r in t["replies"]) else 1
-
-    state = {"metrics": args.metrics}
-    _StreamPrinter(room, sys.stdout, lambda: state["metrics"])
-    names = ", ".join(f"{p.name} (@{p.id})" for p in personas)
-    print(
-        f"continuum room — {names}\n"
-        "Type a message; @id addresses one persona first; /metrics toggles metrics; /quit."
-    )
-    async with anyio.create_task_group() as tg:
-        if hippocampus:
-            tg.start_soon(hippocampus.run)
-        while True:
-            try:
-                line = await anyio.to_thread.run_sync(input, f"{args.name}> ")
-            except EOFError:
-                print()
-                break
-            if line.strip() in {"/quit", "/exit"}:
-                break
-            if line.strip() == "/metrics":
-                state["metrics"] = not state["metrics"]
-                print(f"metrics {'on' if state['metrics'] else 'off'}")
-                continue
-            envelope = host.to_envelope(line)
-            if envelope is not None:
-                await router.dispatch(envelope, host)
-        tg.cancel_scope.cancel()
-    return 0
 
 
 def room_command(args: argparse.Namespace) -> int:
@@ -305,7 +416,7 @@ def register_commands(subcommands: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="You", help="your display name")
     p.add_argument("--max-tokens", type=int, default=120, help="reply length cap (tokens)")
     p.add_argument(
-        "--backend", default="embedded", help="backend plugin name (embedded, server, ...)"
+        "--backend", default="embedded", help="backend: embedded (default), server, openai"
     )
     p.add_argument(
         "--server-url",

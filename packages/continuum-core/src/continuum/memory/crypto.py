@@ -40,8 +40,8 @@ class Cipher:
         return Fernet.generate_key().decode()
 
 
-def cipher_from_environment() -> Cipher | None:
-    key = os.environ.get(ENV_KEY)
+def cipher_from_environment(env: str = ENV_KEY) -> Cipher | None:
+    key = os.environ.get(env)
     if not key:
         try:
             import keyring  # optional

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from continuum.memory.crypto import Cipher, cipher_from_environment
+from continuum.memory.crypto import ENV_KEY, Cipher, cipher_from_environment
 from continuum.memory.embeddings import Embedder, WordLlamaEmbedder
 from continuum.memory.index import MemoryIndex, Recalled, RecallFilters, SyncReport
 from continuum.memory.journal import JournalEntry, JournalStore
@@ -53,10 +53,11 @@ class MemoryEngine:
         embedder: Embedder | None = None,
         cipher: Cipher | bool | None = True,
         policy: WritePolicy | None = None,
+        key_env: str = ENV_KEY,
     ) -> None:
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.cipher = cipher_from_environment() if cipher is True else (cipher or None)
+        self.cipher = cipher_from_environment(key_env) if cipher is True else (cipher or None)
         self.embedder = embedder or WordLlamaEmbedder()
         db = ":memory:" if self.cipher else self.data_dir / "index.sqlite3"
         self.index = MemoryIndex(db, self.embedder)
@@ -140,6 +141,15 @@ class MemoryEngine:
         self.index.remove(entry_id)
         self._changed(persona_id, "journal")
         return existed
+
+    def forget_person(self, person_id: str) -> int:
+        """Forget every entry, for every persona, that involves ``person_id``."""
+        count = 0
+        for persona_id in self.persona_ids():
+            for entry in self.entries(persona_id):
+                if person_id.lower() in entry.partners:
+                    count += self.forget(persona_id, entry.id)
+        return count
 
     def apply_profile_update(self, persona_id: str, update: object) -> bool:
         merged = self.profile(persona_id).apply(update)  # type: ignore[arg-type]

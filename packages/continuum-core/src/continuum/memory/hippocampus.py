@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from continuum.backends.base import Backend, CompletionRequest, GenerationSettings, Priority
 from continuum.envelope import ParticipantKind
+from continuum.errors import ContinuumError
 from continuum.events import MessageReceived, ReplyPosted, RoomEvent, ThinkBlockEmitted
 from continuum.memory.engine import MemoryEngine
 from continuum.memory.journal import JournalEntry
@@ -84,6 +85,7 @@ class HippocampusStats:
     cancelled: int = 0
     written: int = 0
     profile_updates: int = 0
+    failed: int = 0
 
 
 class Hippocampus:
@@ -163,11 +165,23 @@ class Hippocampus:
                     continue
                 await self.consolidate_full_once()
 
+    async def drain(self) -> int:
+        """Consolidate what is queued now, before a short-lived process exits."""
+        return self.consolidate_reduced()
+
     def consolidate_reduced(self) -> int:
         """Busy-room work: heuristics over think-blocks only; turns stay queued."""
         done = 0
         for item in [i for i in self.queue if i.kind == "think"]:
             self.queue.remove(item)
+            self._reduce(item)
+            done += 1
+        return done
+
+    def _reduce(self, item: _Item) -> None:
+        """Heuristics only (no model): a think-block becomes a low-salience entry, one with
+        a commitment a salient one; a turn is left to the full pass."""
+        if item.kind == "think":
             commitment = bool(_COMMITMENT.search(item.text))
             entry = JournalEntry(
                 persona=item.persona_id,
@@ -180,9 +194,7 @@ class Hippocampus:
             )
             if self.memory.consider(entry):
                 self.stats.written += 1
-            self.stats.reduced += 1
-            done += 1
-        return done
+        self.stats.reduced += 1
 
     async def consolidate_full_once(self) -> bool:
         """Consolidate the oldest queued item with the model; False if cancelled."""
@@ -215,6 +227,12 @@ class Hippocampus:
                     Consolidation,
                     default=Consolidation(summary="", salience=0.0),
                 )
+            except ContinuumError as exc:  # the backend is down: heuristics instead
+                log.warning("consolidation pass failed (%s); using heuristics", exc)
+                self.stats.failed += 1
+                self.queue.popleft()
+                self._reduce(item)
+                return True
             finally:
                 self._inflight = None
         if scope.cancelled_caught:

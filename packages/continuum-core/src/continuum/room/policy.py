@@ -1,0 +1,38 @@
+"""RoomPolicy: who answers what, and how (validated, frozen; a ``[policy]`` table in
+continuum.toml)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RoomPolicy(BaseModel):
+    """Persona and bot messages never trigger persona turns, so personas cannot loop on
+    each other; a person's message gets at most ``max_persona_turns_per_message`` persona
+    turns (invited specialists included)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cognition: Literal["shared", "direct"] = "shared"  # shared needs >= 2 personas
+    require_mention: bool = False
+    max_persona_turns_per_message: int = Field(default=4, ge=0)
+    cooldown_s: float = Field(default=0.0, ge=0.0)  # unmentioned personas wait this long
+    quorum: int = Field(default=1, ge=0)  # voices a person's message gets even if none pass
+    relevance_threshold: float = 0.25
+    exhausted_below: float = Field(default=0.1, ge=0.0, le=1.0)  # energy: declines below
+    reply_max_tokens: int = Field(default=160, gt=0)
+    analysis_max_tokens: int = Field(default=256, gt=0)
+    plan_max_tokens: int = Field(default=64, gt=0)
+    max_think_budget: int = Field(default=256, ge=0)
+    # on a parallel backend the others start once the lead has streamed this many deltas
+    build_on_after_tokens: int = Field(default=16, ge=1)
+    recall_k: int = Field(default=3, ge=0)
+    stream_deltas: bool = True
+    stale_after_s: float = Field(default=300.0, gt=0)  # unmentioned text waiting longer: let go
+    max_pending: int = Field(default=256, ge=1)  # messages waiting for the floor
+    # "room": a persona keeps one KV slot per room it is in (its history differs per room;
+    # a new room starts from the persona's shared stable prefix). "persona": one slot per
+    # persona across rooms (rooms evict each other's history) — the old keying.
+    slot_scope: Literal["room", "persona"] = "room"

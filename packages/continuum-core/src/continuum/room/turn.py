@@ -1,0 +1,303 @@
+"""One turn runner for every persona turn: a composed prompt → the backend on the
+persona's slot → visible text streamed to the host's reply sink → the room's history.
+
+Direct answers, shared-cognition renders and think passes all end here, so streaming,
+think-block stripping, failure handling and the host message id are done once. The
+runner knows the room only through :class:`TurnRoom` (no import of ``room.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+
+from continuum.backends.base import (
+    Backend,
+    Completion,
+    CompletionRequest,
+    GenerationSettings,
+    InferenceMetrics,
+    Priority,
+    SlotKey,
+)
+from continuum.compose import ComposedPrompt
+from continuum.envelope import Envelope, Participant, PersonaReply, RoomMessage, new_id
+from continuum.errors import ContinuumError
+from continuum.events import (
+    EventLog,
+    ReplyDelta,
+    ReplyPosted,
+    ThinkBlockEmitted,
+    TurnFailed,
+    TurnStarted,
+)
+from continuum.hosts.base import ReplySink, ReplyStart
+from continuum.persona import Persona
+from continuum.room.policy import RoomPolicy
+from continuum.thinking import ThinkBlock, VisibleStream, split_think, visible_text
+
+log = logging.getLogger("continuum.turn")
+
+ReplyOpener = Callable[[ReplyStart], Awaitable[ReplySink]]
+
+MOVED_NOTE = "(catching up: I moved to another server)"
+
+
+def cannot_think(persona: Persona) -> str:
+    """What a persona says when its backend fails. The error itself goes to the log and
+    the coordination stream, never into a channel as the persona's words."""
+    return f"({persona.name} can't think right now; please try again in a moment.)"
+
+
+class TurnRoom(Protocol):
+    """What the runner needs of a room."""
+
+    id: str
+    key: str
+    backend: Backend
+    events: EventLog
+    policy: RoomPolicy
+    participants: Mapping[str, Participant]
+
+    def slot_for(self, persona: Persona) -> SlotKey: ...
+
+    def record_reply(
+        self,
+        persona: Persona,
+        envelope: Envelope,
+        message: RoomMessage,
+        metrics: InferenceMetrics | None,
+        topics: list[str],
+    ) -> None: ...
+
+    def record_failure(self, persona: Persona, envelope: Envelope) -> None: ...
+
+
+@dataclass
+class RenderJob:
+    persona: Persona
+    envelope: Envelope
+    composed: ComposedPrompt
+    max_tokens: int
+    topics: list[str] = field(default_factory=list)
+    min_tokens: int = 0
+    raw_prefix: str = ""  # text the prompt already holds of this reply (its think-block)
+    recalled: tuple[str, ...] = ()
+
+
+@dataclass
+class TurnResult:
+    reply: PersonaReply
+    composed: ComposedPrompt
+    metrics: InferenceMetrics | None = None
+
+
+class TurnRunner:
+    def __init__(self, room: TurnRoom) -> None:
+        self.room = room
+
+    def _start(self, persona: Persona, envelope: Envelope, topics: list[str]) -> ReplyStart:
+        return ReplyStart(
+            persona_id=persona.id,
+            persona_name=persona.name,
+            avatar_url=persona.avatar_url,
+            voice=persona.voice.voice,
+            reply_to=envelope.reply_to,
+            in_reply_to=envelope.id,
+            message_id=new_id(),
+            room_key=self.room.key,
+            topics=tuple(topics),
+        )
+
+    async def open(self, start: ReplyStart, replies: ReplyOpener | None) -> ReplySink | None:
+        if replies is None:
+            return None
+        try:
+            return await replies(start)
+        except Exception:  # a host that cannot post must not stop the room
+            log.exception("%s: could not open a reply for %s", self.room.key, start.persona_id)
+            return None
+
+    async def post_text(
+        self,
+        persona: Persona,
+        envelope: Envelope,
+        text: str,
+        replies: ReplyOpener | None,
+        error: str | None = None,
+    ) -> PersonaReply:
+        """A reply that needs no model call (a status line, a tired persona)."""
+        start = self._start(persona, envelope, [])
+        sink = await self.open(start, replies)
+        host_id = None
+        if sink is not None:
+            host_id = await _finish(sink, text, self.room.key)
+        message = RoomMessage(
+            id=start.message_id, author=self.room.participants[persona.id], text=text
+        )
+        self.room.record_reply(persona, envelope, message, None, [])
+        self.room.events.emit(
+            ReplyPosted(
+                room_id=self.room.id,
+                persona_id=persona.id,
+                message=message,
+                metrics=InferenceMetrics.nothing("none"),
+            )
+        )
+        return _reply(persona, message, envelope, error=error, host_message_id=host_id)
+
+    async def run(self, job: RenderJob, replies: ReplyOpener | None = None) -> TurnResult:
+        room, persona = self.room, job.persona
+        names = [p.name for p in room.participants.values()]
+        start = self._start(persona, job.envelope, job.topics)
+        room.events.emit(TurnStarted(room_id=room.id, persona_id=persona.id))
+        sink = await self.open(start, replies)
+        settings = GenerationSettings.for_persona(
+            persona, max_tokens=job.max_tokens, min_tokens=min(job.min_tokens, job.max_tokens)
+        )
+        # Small models like to write the next speaker's line too: stop at any other name.
+        stops = tuple(f"\n{p.name}:" for p in room.participants.values() if p.id != persona.id)
+        settings = settings.model_copy(update={"stop": settings.stop + stops})
+        request = CompletionRequest(
+            prompt=job.composed.prompt,
+            slot=room.slot_for(persona),
+            settings=settings,
+            priority=Priority.RENDER,
+        )
+        stream = VisibleStream(names)
+        stream.feed(job.raw_prefix)  # a think-block already in the prompt shows nothing
+        send, receive = anyio.create_memory_object_stream[str](math.inf)
+        written: list[str] = []
+
+        def on_token(text: str) -> None:
+            if room.policy.stream_deltas:
+                room.events.emit(ReplyDelta(room_id=room.id, persona_id=persona.id, text=text))
+            delta = stream.feed(text)
+            if delta:
+                send.send_nowait(delta)
+
+        async def pump() -> None:
+            async with receive:
+                async for delta in receive:
+                    if sink is not None and await _write(sink, delta, room.key):
+                        written.append(delta)
+
+        completion: Completion | None = None
+        failure: ContinuumError | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pump)
+                try:
+                    completion = await room.backend.complete(request, on_token=on_token)
+                except ContinuumError as exc:
+                    failure = exc
+                finally:
+                    tail = stream.close() if failure is None else ""
+                    if tail:
+                        send.send_nowait(tail)
+                    send.close()
+        except BaseException:
+            if sink is not None:  # cancelled (barge-in, shutdown): end the reply cleanly
+                with anyio.CancelScope(shield=True):
+                    await _abort(sink, "cancelled", room.key)
+            raise
+
+        if failure is not None or completion is None:
+            log.warning("%s could not answer in %s: %s", persona.id, room.key, failure)
+            room.events.emit(TurnFailed(room_id=room.id, persona_id=persona.id, error=str(failure)))
+            text = cannot_think(persona)
+            host_id = None
+            if sink is not None:
+                host_id = await _finish(sink, ("\n" if written else "") + text, room.key)
+            message = RoomMessage(
+                id=start.message_id, author=room.participants[persona.id], text=text
+            )
+            room.record_failure(persona, job.envelope)
+            reply = _reply(
+                persona, message, job.envelope, error=str(failure), host_message_id=host_id
+            )
+            return TurnResult(reply=reply, composed=job.composed)
+
+        raw = job.raw_prefix + completion.text
+        visible = visible_text(raw, names)
+        host_id = None
+        if completion.metrics.moved:  # its server went away: the KV was rebuilt elsewhere
+            visible = f"{visible} {MOVED_NOTE}".strip()
+            if sink is not None:
+                await _write(sink, f" {MOVED_NOTE}", room.key)
+        if sink is not None:
+            host_id = await _finish(sink, "", room.key)
+        message = RoomMessage(
+            id=start.message_id, author=room.participants[persona.id], text=visible, raw_text=raw
+        )
+        room.record_reply(persona, job.envelope, message, completion.metrics, job.topics)
+        _, thinks = split_think(raw)
+        for think in thinks:
+            room.events.emit(
+                ThinkBlockEmitted(
+                    room_id=room.id,
+                    think=ThinkBlock(persona_id=persona.id, message_id=message.id, text=think),
+                )
+            )
+        room.events.emit(
+            ReplyPosted(
+                room_id=room.id,
+                persona_id=persona.id,
+                message=message,
+                metrics=completion.metrics,
+                recalled=job.recalled,
+            )
+        )
+        reply = _reply(persona, message, job.envelope, host_message_id=host_id)
+        return TurnResult(reply=reply, composed=job.composed, metrics=completion.metrics)
+
+
+def _reply(
+    persona: Persona,
+    message: RoomMessage,
+    envelope: Envelope,
+    error: str | None = None,
+    host_message_id: str | None = None,
+) -> PersonaReply:
+    return PersonaReply(
+        message=message,
+        persona_id=persona.id,
+        persona_name=persona.name,
+        avatar_url=persona.avatar_url,
+        voice=persona.voice.voice,
+        reply_to=envelope.reply_to,
+        in_reply_to=envelope.id,
+        error=error,
+        host_message_id=host_message_id,
+    )
+
+
+async def _write(sink: ReplySink, delta: str, where: str) -> bool:
+    try:
+        await sink.write(delta)
+        return True
+    except Exception:
+        log.exception("%s: the host failed to take a reply delta", where)
+        return False
+
+
+async def _finish(sink: ReplySink, tail: str, where: str) -> str | None:
+    try:
+        if tail:
+            await sink.write(tail)
+        return await sink.finish()
+    except Exception:
+        log.exception("%s: the host failed to post a reply", where)
+        return None
+
+
+async def _abort(sink: ReplySink, reason: str, where: str) -> None:
+    try:
+        await sink.abort(reason)
+    except Exception:
+        log.exception("%s: the host failed to abort a reply", where)

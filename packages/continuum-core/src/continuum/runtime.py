@@ -1,0 +1,539 @@
+"""The runtime: one process, every host, one memory.
+
+Built from a :class:`~continuum.config.ContinuumConfig`, a :class:`Runtime` owns the
+personas, one backend, one memory engine, one persona-state store, the people directory,
+the room router (with a hippocampus on every room) and the hosts — found by name through
+the ``register_hosts`` entry points, built-ins and third-party hosts alike.
+
+    async with Runtime(load_config("continuum.toml")) as runtime:
+        await runtime.serve()          # every host under one task group, until a signal
+
+Each delivered message is answered in its own task (a :class:`Turn` handle: ``wait``,
+``cancel``); the floor of each room keeps replies in order. Shutdown (SIGINT/SIGTERM, or
+``request_shutdown``) stops taking events, lets replies in flight finish for
+``runtime.shutdown_grace_s``, cancels the rest cleanly (their sinks are aborted),
+consolidates what the hippocampus still holds, and persists state and memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+from anyio.abc import TaskGroup
+
+from continuum import plugins
+from continuum.backends.base import Backend
+from continuum.cognition.state import PersonaStateStore
+from continuum.commands import CommandRouter
+from continuum.config import ContinuumConfig, secret
+from continuum.envelope import Envelope, Participant, ParticipantKind, PersonaReply
+from continuum.errors import (
+    BackendBusy,
+    ConfigError,
+    ContinuumError,
+    MalformedEvent,
+    UnknownMessage,
+    UnknownPlugin,
+)
+from continuum.events import MessageShed, MessageTaken, RoomEvent, TurnStarted
+from continuum.hosts.base import (
+    CommandEvent,
+    CommandResult,
+    DeleteEvent,
+    EditEvent,
+    HostAdapter,
+    HostEvent,
+    MembershipEvent,
+    MessageEvent,
+    PersonaCard,
+    ReactionEvent,
+)
+from continuum.memory.engine import MemoryEngine, default_data_dir
+from continuum.memory.hippocampus import Hippocampus
+from continuum.people import PeopleDirectory
+from continuum.persona import Persona, load_personas
+from continuum.room import Room
+from continuum.router import MessageMap, RoomRouter
+
+log = logging.getLogger("continuum.runtime")
+
+BUNDLED_PERSONAS = Path(__file__).resolve().parent / "bundled" / "personas"
+Outcome = Literal["answered", "silent", "shed", "failed", "cancelled"]
+
+
+class Turn:
+    """A delivered message being answered (the :class:`~continuum.hosts.base.TurnHandle`
+    a host gets back)."""
+
+    def __init__(self, envelope: Envelope) -> None:
+        self.envelope = envelope
+        self.message_id = envelope.id
+        self.replies: list[PersonaReply] = []
+        self.outcome: Outcome | None = None
+        self.reason = ""
+        self.delivered_at = time.monotonic()
+        self.started_at: float | None = None  # when it got its room's floor
+        self.ended_at: float | None = None
+        self._done = anyio.Event()
+        self._scope: anyio.CancelScope | None = None
+        self._cancel_requested = False
+
+    async def wait(self) -> list[PersonaReply]:
+        await self._done.wait()
+        return self.replies
+
+    def cancel(self) -> None:
+        self._cancel_requested = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def _end(self, outcome: Outcome, reason: str = "") -> None:
+        self.outcome, self.reason = outcome, reason
+        self.ended_at = time.monotonic()
+        self._done.set()
+
+
+def load_runtime_personas(config: ContinuumConfig) -> list[Persona]:
+    paths = [config.relative(p) for p in config.personas.paths] or [BUNDLED_PERSONAS]
+    personas = load_personas(paths)
+    if config.personas.only:
+        wanted = set(config.personas.only)
+        personas = [p for p in personas if p.id in wanted]
+        missing = wanted - {p.id for p in personas}
+        if missing:
+            raise ConfigError(
+                config.source or "continuum.toml", "personas.only", f"no persona {sorted(missing)}"
+            )
+    if not personas:
+        raise ConfigError(config.source or "continuum.toml", "personas.paths", "no personas found")
+    return personas
+
+
+def build_backend(config: ContinuumConfig, personas: Sequence[Persona]) -> Backend:
+    """The backend the config names, through the ``register_backends`` plugins."""
+    b = config.backend
+    factories = plugins.backends()
+    name = "embedded" if b.kind == "embedded" else "server"
+    if name not in factories:
+        raise UnknownPlugin(f"no backend plugin {name!r} (installed: {sorted(factories)})")
+    if b.kind == "embedded":
+        live = max(b.live_slots, min(len(personas) + 1, 64))
+        fields: dict[str, Any] = {"live_slots": live, "slot_ctx": b.slot_ctx}
+        if b.threads:
+            fields["n_threads"] = b.threads
+        model = str(config.relative(Path(b.model))) if b.model else None
+        return factories[name](model=model, **fields)
+    if not b.urls:
+        raise ConfigError(config.source or "continuum.toml", "backend.urls", "needs a server URL")
+    extra: dict[str, Any] = {}
+    if b.kind == "openai":
+        extra["api"] = "openai"
+        if b.api_key_env:
+            extra["api_key"] = secret(config, "backend.api_key_env", b.api_key_env)
+    return factories[name](model=b.model, urls=list(b.urls), **extra)
+
+
+class _Services:
+    """HostServices for one host: everything a host may ask of the runtime."""
+
+    def __init__(self, runtime: Runtime, host: str) -> None:
+        self.runtime = runtime
+        self.host = host
+
+    def personas(self) -> Sequence[PersonaCard]:
+        return self.runtime.persona_cards()
+
+    async def deliver(self, envelope: Envelope) -> Turn:
+        return await self.runtime.deliver(self.host, envelope)
+
+    async def submit(self, event: HostEvent) -> CommandResult | None:
+        return await self.runtime.submit(self.host, event)
+
+    def watch(self, room_id: str, callback: Callable[[Any], None]) -> Callable[[], None]:
+        room = self.runtime.router.room(RoomRouter.key(self.host, room_id))
+        return room.events.subscribe(callback)
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: ContinuumConfig | None = None,
+        *,
+        personas: Sequence[Persona] | None = None,
+        backend: Backend | None = None,
+        host_classes: Mapping[str, type[HostAdapter]] | None = None,
+        memory: MemoryEngine | Literal[False] | None = None,
+    ) -> None:
+        self.config = config or ContinuumConfig()
+        cfg = self.config
+        self.personas = list(personas) if personas is not None else load_runtime_personas(cfg)
+        self.backend = backend or build_backend(cfg, self.personas)
+        self.data_dir = (
+            cfg.relative(cfg.memory.data_dir) if cfg.memory.data_dir else default_data_dir()
+        )
+        if memory is False or (memory is None and not cfg.memory.enabled):
+            self.memory = None
+        elif memory is not None:
+            self.memory = memory
+        else:
+            self.memory = MemoryEngine(self.data_dir, key_env=cfg.memory.key_env)
+        root = self.memory.data_dir if self.memory is not None else None
+        self.state_store = PersonaStateStore(root / "state") if root else None
+        self.people = PeopleDirectory(root / "people.json" if root else None)
+        for person in cfg.people:
+            self.people.link(person.id, person.name, *person.host_ids)
+        self.hippocampus = Hippocampus(self.memory, self.backend) if self.memory else None
+        self.router = RoomRouter(
+            self.personas,
+            self.backend,
+            policy=cfg.policy,
+            memory=self.memory,
+            state_store=self.state_store,
+            messages=MessageMap(
+                root / "messages.sqlite3" if root else None,
+                cipher=self.memory.cipher if self.memory is not None else None,
+            ),
+            hippocampus=self.hippocampus,
+        )
+        self.router.on_new_room.append(self._watch_room)
+        self.commands = CommandRouter(self)
+        self._host_classes = dict(host_classes or {})
+        self.hosts: dict[str, HostAdapter] = {}
+        self.accepting = False
+        self.turns: dict[str, Turn] = {}
+        self.stats: Counter[str] = Counter()
+        self.on_outcome: list[Callable[[Turn], None]] = []
+        self._tg: TaskGroup | None = None
+        self._stop = anyio.Event()
+        self._closed = False
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def _build_hosts(self) -> None:
+        available = dict(plugins.hosts())
+        available.update(self._host_classes)
+        for name in self.config.host_names():
+            cls = available.get(name)
+            if cls is None:
+                raise UnknownPlugin(
+                    f"no host plugin {name!r} is installed (installed: {sorted(available)}); "
+                    f"e.g. pip install continuum-{name}"
+                )
+            table = {k: v for k, v in self.config.hosts[name].items()}
+            try:
+                host_config = cls.config_model.model_validate(table)
+            except Exception as exc:  # pydantic ValidationError: name the field
+                errors = getattr(exc, "errors", lambda: [])()
+                field = ".".join(str(p) for p in errors[0]["loc"]) if errors else None
+                msg = errors[0]["msg"] if errors else str(exc)
+                raise ConfigError(
+                    self.config.source or "continuum.toml",
+                    f"hosts.{name}" + (f".{field}" if field else ""),
+                    msg,
+                ) from exc
+            self.hosts[name] = cls(_Services(self, name), host_config)
+
+    async def __aenter__(self) -> Runtime:
+        self._build_hosts()
+        self._cm = anyio.create_task_group()
+        self._tg = await self._cm.__aenter__()
+        if self.hippocampus is not None:
+            self._tg.start_soon(self._supervise, "hippocampus", self.hippocampus.run)
+        if self.state_store is not None:
+            self._tg.start_soon(self._supervise, "state flusher", self._flush_state)
+        self.accepting = True
+        self._replay()
+        return self
+
+    def _replay(self) -> None:
+        """Messages delivered before the last stop that have no outcome (a crash): answer
+        them now if they are recent and nobody answered yet, else shed them with a reason.
+        A message some persona already answered is not answered twice."""
+        for pending in self.router.messages.pending():
+            e = pending.envelope
+            turn = Turn(e)
+            age = time.time() - pending.delivered_at
+            if pending.answered_by:
+                self.router.messages.done(e.id)
+                self._finish(turn, "answered", "answered before the restart")
+            elif e.host not in self.hosts:
+                self.router.messages.done(e.id)
+                self._shed(turn, f"host {e.host!r} is not running after the restart")
+            elif age > self.config.runtime.replay_within_s:
+                self.router.messages.done(e.id)
+                self._shed(turn, f"the process restarted {age:.0f}s after it arrived")
+            else:
+                log.info("answering %s again after a restart", e.id)
+                self.turns[turn.message_id] = turn
+                assert self._tg is not None
+                self._tg.start_soon(self._answer, self.hosts[e.host], turn)
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.shutdown()
+        finally:
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
+            await self._cm.__aexit__(None, None, None)
+            self._close_stores()
+
+    async def _supervise(self, name: str, run: Callable[[], Any]) -> None:
+        """A background task that fails is logged and restarted (after a pause), never
+        allowed to take the runtime down with it."""
+        while True:
+            try:
+                await run()
+                return
+            except Exception:
+                log.exception("%s failed; restarting it in 1 s", name)
+                await anyio.sleep(1.0)
+
+    async def _flush_state(self) -> None:
+        assert self.state_store is not None
+        while True:
+            await anyio.sleep(self.state_store.min_interval_s)
+            self.state_store.flush()
+
+    def host(self, name: str) -> HostAdapter:
+        try:
+            return self.hosts[name]
+        except KeyError as exc:
+            raise UnknownPlugin(
+                f"host {name!r} is not running (running: {sorted(self.hosts)})"
+            ) from exc
+
+    async def serve(self, *, handle_signals: bool = True) -> None:
+        """Run every host until a signal, ``request_shutdown``, or every host has ended."""
+        assert self._tg is not None, "use `async with Runtime(...)` around serve()"
+        async with anyio.create_task_group() as tg:
+            if handle_signals:
+                tg.start_soon(self._signals)
+            running = [len(self.hosts)]
+
+            async def run_host(name: str, host: HostAdapter) -> None:
+                try:
+                    await host.run()
+                except Exception:
+                    log.exception("host %s stopped with an error", name)
+                finally:
+                    running[0] -= 1
+                    if running[0] == 0:
+                        self._stop.set()
+
+            for name, host in self.hosts.items():
+                tg.start_soon(run_host, name, host)
+            if not self.hosts:
+                self._stop.set()
+            await self._stop.wait()
+            self.accepting = False
+            tg.cancel_scope.cancel()
+
+    def request_shutdown(self) -> None:
+        self._stop.set()
+
+    async def _signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.warning("received %s: shutting down", signal.Signals(signum).name)
+                self.request_shutdown()
+                return
+
+    async def shutdown(self) -> None:
+        """Stop taking events; let replies in flight finish (up to the grace period);
+        cancel the rest cleanly; consolidate and persist."""
+        if self._closed:
+            return
+        self._closed = True
+        self.accepting = False
+        self._stop.set()
+        pending = [t for t in self.turns.values() if not t.done]
+        if pending:
+            with anyio.move_on_after(self.config.runtime.shutdown_grace_s):
+                for turn in pending:
+                    await turn.wait()
+            for turn in pending:
+                if not turn.done:
+                    turn.cancel()
+            with anyio.move_on_after(5, shield=True):
+                for turn in pending:
+                    await turn.wait()
+        if self.hippocampus is not None:
+            self.hippocampus.consolidate_reduced()
+        for name, host in self.hosts.items():
+            with anyio.move_on_after(5, shield=True):
+                try:
+                    await host.aclose()
+                except Exception:
+                    log.exception("host %s did not close cleanly", name)
+        if self.state_store is not None:
+            self.state_store.flush()
+        with anyio.CancelScope(shield=True):
+            await self.backend.aclose()
+
+    def _close_stores(self) -> None:
+        self.router.close()
+        if self.memory is not None:
+            self.memory.close()
+
+    # --- what hosts call ---------------------------------------------------------------------
+
+    def persona_cards(self) -> list[PersonaCard]:
+        return [
+            PersonaCard(
+                id=p.id,
+                name=p.name,
+                avatar_url=p.avatar_url,
+                voice=p.voice.voice,
+                specialty=p.specialty,
+            )
+            for p in self.personas
+        ]
+
+    def person(self, host: str, author: Participant) -> Participant:
+        """A host's participant as continuum knows them: people resolve to one person id
+        across hosts; bots and others keep a host-qualified id."""
+        if author.kind != ParticipantKind.PERSON:
+            return author.model_copy(update={"id": f"{host}:{author.id}"})
+        person_id = self.people.resolve(host, author.id)
+        name = self.people.name_of(person_id) or author.name
+        return Participant(id=person_id, name=name, kind=author.kind)
+
+    async def deliver(self, host: str, envelope: Envelope) -> Turn:
+        """Hand a message to its room; returns at once with its :class:`Turn`."""
+        if envelope.host != host:
+            raise MalformedEvent(f"host {host!r} delivered an envelope of {envelope.host!r}")
+        if host not in self.hosts:
+            raise UnknownPlugin(f"host {host!r} is not running")
+        envelope = envelope.model_copy(update={"author": self.person(host, envelope.author)})
+        turn = Turn(envelope)
+        if not self.accepting or self._tg is None:
+            return self._shed(turn, "the runtime is shutting down")
+        in_flight = sum(1 for t in self.turns.values() if not t.done)
+        if in_flight >= self.config.runtime.max_in_flight:
+            return self._shed(turn, f"{in_flight} messages already in flight")
+        self.turns[turn.message_id] = turn
+        self.router.messages.add_pending(envelope, time.time())
+        if len(self.turns) > 4 * self.config.runtime.max_in_flight:
+            for key in [k for k, t in self.turns.items() if t.done][: len(self.turns) // 2]:
+                del self.turns[key]
+        self._tg.start_soon(self._answer, self.hosts[host], turn)
+        return turn
+
+    def _shed(self, turn: Turn, reason: str) -> Turn:
+        e = turn.envelope
+        key = RoomRouter.key(e.host, e.room_id)
+        if key in self.router.rooms:
+            self.router.rooms[key].events.emit(
+                MessageShed(room_id=key, message_id=e.id, reason=reason)
+            )
+        log.warning("shed %s in %s: %s", e.id, key, reason)
+        self._finish(turn, "shed", reason)
+        return turn
+
+    def _finish(self, turn: Turn, outcome: Outcome, reason: str = "") -> None:
+        self.stats[outcome] += 1
+        turn._end(outcome, reason)
+        for callback in self.on_outcome:
+            try:
+                callback(turn)
+            except Exception:
+                log.exception("outcome callback failed")
+
+    async def _answer(self, host: HostAdapter, turn: Turn) -> None:
+        outcome: Outcome = "failed"
+        reason = ""
+        with anyio.CancelScope() as scope:
+            turn._scope = scope
+            if turn._cancel_requested:
+                scope.cancel()
+            try:
+                turn.replies = await self.router.dispatch(turn.envelope, replies=host.open_reply)
+                outcome = "answered" if turn.replies else "silent"
+            except BackendBusy as exc:
+                outcome, reason = "shed", str(exc)
+                key = RoomRouter.key(turn.envelope.host, turn.envelope.room_id)
+                self.router.room(key).events.emit(
+                    MessageShed(room_id=key, message_id=turn.message_id, reason=reason)
+                )
+            except ContinuumError as exc:
+                outcome, reason = "failed", str(exc)
+                log.warning("message %s failed: %s", turn.message_id, exc)
+            except Exception as exc:
+                outcome, reason = "failed", repr(exc)
+                log.exception("message %s failed", turn.message_id)
+        if scope.cancelled_caught:
+            outcome, reason = "cancelled", "cancelled"
+        # a cancelled turn (shutdown, barge-in) has an outcome: it is not answered again
+        self.router.messages.done(turn.message_id)
+        self._finish(turn, outcome, reason)
+
+    async def submit(self, host: str, event: HostEvent) -> CommandResult | None:
+        if event.host != host:
+            raise MalformedEvent(f"host {host!r} submitted an event of {event.host!r}")
+        if isinstance(event, MessageEvent):
+            await self.deliver(host, event.envelope)
+            return None
+        if isinstance(event, CommandEvent):
+            author = self.person(host, event.author)
+            return await self.commands.run(
+                event.model_copy(update={"author": author}), raw_user_id=event.author.id
+            )
+        try:
+            if isinstance(event, ReactionEvent):
+                if event.positive is not None:
+                    positive = event.positive if not event.removed else not event.positive
+                    self.router.react(host, event.host_message_id, positive)
+            elif isinstance(event, EditEvent):
+                self.router.edit(host, event.host_message_id, event.text)
+            elif isinstance(event, DeleteEvent):
+                self.router.delete(host, event.host_message_id)
+            elif isinstance(event, MembershipEvent):
+                room = self.router.room(RoomRouter.key(host, event.room_id))
+                who = self.person(host, event.participant)
+                if event.joined:
+                    room.participants.setdefault(who.id, who)
+                elif who.id not in room.personas:
+                    room.participants.pop(who.id, None)
+        except UnknownMessage as exc:
+            log.info("%s event for an unknown message: %s", event.kind, exc)
+        return None
+
+    # --- room events the hosts see -----------------------------------------------------------
+
+    def _watch_room(self, room: Room) -> None:
+        host_name = room.key.split(":", 1)[0]
+
+        def on_event(event: RoomEvent) -> None:
+            if isinstance(event, MessageTaken):
+                turn = self.turns.get(event.message_id)
+                if turn is not None:
+                    turn.started_at = time.monotonic()
+                return
+            host = self.hosts.get(host_name)
+            if host is None or not host.capabilities.typing or self._tg is None:
+                return
+            if isinstance(event, TurnStarted) and room.current is not None:
+                persona = None if event.phase == "analyzing" else event.persona_id
+                self._tg.start_soon(self._typing, host, room.current.reply_to, persona)
+
+        room.events.subscribe(on_event)
+
+    async def _typing(self, host: HostAdapter, reply_to: Any, persona_id: str | None) -> None:
+        try:
+            await host.typing(reply_to, persona_id)
+        except Exception:
+            log.debug("typing indicator failed on %s", host.name, exc_info=True)
+
+    def now(self) -> float:
+        return time.time()

@@ -1,0 +1,244 @@
+"""The runtime and the two-way host contract, with recording hosts speaking the real
+contract and a scripted backend (no model behaviour is asserted here)."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from continuum.config import ContinuumConfig, parse_config
+from continuum.errors import ConfigError, MalformedEvent, UnknownPlugin
+from continuum.hosts.base import CommandEvent, ReactionEvent
+from continuum.persona import Persona
+from continuum.runtime import Runtime
+from continuum.testing import RecordingHost, ScriptedBackend, text_envelope
+
+pytestmark = pytest.mark.anyio
+
+MAYA = Persona(id="maya", name="Maya", identity="A performance engineer.", specialty="speed")
+OTTO = Persona(id="otto", name="Otto", identity="An archivist.", specialty="history")
+
+
+class Alpha(RecordingHost):
+    name = "alpha"
+
+
+class Beta(RecordingHost):
+    name = "beta"
+
+
+HOSTS = {"alpha": Alpha, "beta": Beta}
+
+
+def config(tmp_path, **extra) -> ContinuumConfig:
+    data = {
+        "memory": {"data_dir": str(tmp_path)},
+        "policy": {"cognition": "direct"},
+        "hosts": {"alpha": {}, "beta": {}},
+        **extra,
+    }
+    return parse_config(data, tmp_path / "continuum.toml")
+
+
+def runtime(tmp_path, backend, personas=(MAYA,), **extra) -> Runtime:
+    return Runtime(
+        config(tmp_path, **extra), personas=list(personas), backend=backend, host_classes=HOSTS
+    )
+
+
+async def test_replies_stream_visible_text_only_and_finish_with_the_host_id(tmp_path):
+    backend = ScriptedBackend(
+        lambda req: "<think>secret plan 42</think>Hello there, Sam. Profile first.",
+        token_delay_s=0.001,
+    )
+    async with runtime(tmp_path, backend) as rt:
+        turn = await rt.deliver("alpha", text_envelope("hi", host="alpha", host_message_id="m1"))
+        [reply] = await turn.wait()
+        [recorded] = rt.host("alpha").replies
+    assert turn.outcome == "answered"
+    assert len(recorded.deltas) > 3  # streamed, not posted at once
+    assert recorded.text == "Hello there, Sam. Profile first." == reply.message.text
+    assert all("think" not in d and "secret" not in d for d in recorded.deltas)
+    assert reply.host_message_id == recorded.host_message_id == "alpha-1"
+    assert reply.message.raw_text.startswith("<think>secret plan 42</think>")
+    assert recorded.start.persona_name == "Maya" and recorded.start.in_reply_to == turn.message_id
+
+
+async def test_a_reaction_finds_its_reply_also_after_a_restart(tmp_path):
+    backend = ScriptedBackend(lambda req: "Measure before you optimise.")
+    async with runtime(tmp_path, backend) as rt:
+        [reply] = await (await rt.deliver("alpha", text_envelope("slow app?", host="alpha"))).wait()
+        host_id = reply.host_message_id
+        up = ReactionEvent(
+            host="alpha",
+            room_id="room",
+            host_message_id=host_id,
+            reaction="+1",
+            positive=True,
+            author=text_envelope("x").author,
+        )
+        await rt.host("alpha").services.submit(up)
+        assert rt.router.room("alpha:room").state("maya").reputation.positive_reactions == 1
+    # a new process on the same data dir: the message map and the state are on disk
+    async with runtime(tmp_path, backend) as rt2:
+        await rt2.host("alpha").services.submit(up)
+        rep = rt2.router.room("alpha:room").state("maya").reputation
+        assert rep.positive_reactions == 2 and rep.trust == pytest.approx(0.75)
+        down = up.model_copy(update={"positive": False})
+        await rt2.host("alpha").services.submit(down)
+        assert rt2.router.room("alpha:room").state("maya").reputation.negative_reactions == 1
+
+
+async def test_one_person_across_hosts_is_recalled_across_hosts(tmp_path):
+    backend = ScriptedBackend(lambda req: "Noted.")
+    people = [{"id": "sam", "name": "Sam", "host_ids": ["alpha:u1", "beta:u9"]}]
+    async with runtime(tmp_path, backend, people=people) as rt:
+        told = text_envelope(
+            "Please remember that my sister Ada lives in Lisbon.", host="alpha", author="u1"
+        )
+        await (await rt.deliver("alpha", told)).wait()
+        asked = text_envelope("Where does my sister Ada live?", host="beta", author="u9")
+        turn = await rt.deliver("beta", asked)
+        await turn.wait()
+        assert turn.envelope.author.id == "sam" and turn.envelope.author.name == "Sam"
+        room = rt.router.room("beta:room")
+        [posted] = [e for e in room.events.recent if e.type == "reply_posted"]
+        assert any("Ada lives in Lisbon" in line for line in posted.recalled)
+        assert "Ada lives in Lisbon" in backend.requests[-1].prompt
+        # an unlinked stranger on beta is someone else
+        other = await rt.deliver("beta", text_envelope("hello", host="beta", author="u5"))
+        assert other.envelope.author.id == "beta:u5"
+
+
+async def test_rooms_have_their_own_slots_and_typing_shows(tmp_path):
+    backend = ScriptedBackend(lambda req: "ok")
+    async with runtime(tmp_path, backend) as rt:
+        for room in ("general", "random"):
+            e = text_envelope("hi", host="alpha", room_id=room)
+            await (await rt.deliver("alpha", e)).wait()
+        await anyio.sleep(0.01)
+        typing = rt.host("alpha").typing_calls
+    slots = {r.slot.room for r in backend.requests}
+    assert slots == {"alpha:general", "alpha:random"}
+    assert ("general", "maya") in typing and ("random", "maya") in typing
+
+
+async def test_shutdown_cancels_replies_in_flight_cleanly(tmp_path):
+    backend = ScriptedBackend(lambda req: "word " * 400, token_delay_s=0.01)
+    rt = runtime(tmp_path, backend, runtime={"shutdown_grace_s": 0.05})
+    async with rt:
+        turn = await rt.deliver("alpha", text_envelope("tell me a long story", host="alpha"))
+        with anyio.fail_after(5):
+            while not rt.host("alpha").replies or not rt.host("alpha").replies[0].deltas:
+                await anyio.sleep(0.01)
+    assert turn.outcome == "cancelled"
+    [recorded] = rt.host("alpha").replies
+    assert recorded.aborted == "cancelled"
+    # nothing is left pending on disk: a restart does not answer it again
+    async with runtime(tmp_path, backend) as rt2:
+        assert rt2.router.messages.pending() == []
+        assert rt2.host("alpha").replies == []
+
+
+async def test_a_message_delivered_before_a_crash_is_answered_after_the_restart(tmp_path):
+    from continuum.router import MessageMap
+
+    backend = ScriptedBackend(lambda req: "Back again.")
+    messages = MessageMap(tmp_path / "messages.sqlite3")
+    import time
+
+    lost = text_envelope("are you there?", host="alpha")
+    messages.add_pending(lost, time.time())
+    stale = text_envelope("old question", host="alpha")
+    messages.add_pending(stale, time.time() - 3600)
+    messages.close()
+    outcomes = {}
+    rt = runtime(tmp_path, backend)
+    rt.on_outcome.append(lambda t: outcomes.__setitem__(t.message_id, (t.outcome, t.reason)))
+    async with rt:
+        turn = rt.turns[lost.id]
+        await turn.wait()
+        assert [r.text for r in rt.host("alpha").replies] == ["Back again."]
+    assert outcomes[lost.id][0] == "answered"
+    assert outcomes[stale.id][0] == "shed" and "restarted" in outcomes[stale.id][1]
+
+
+async def test_events_of_another_host_are_rejected(tmp_path):
+    backend = ScriptedBackend(lambda req: "ok")
+    async with runtime(tmp_path, backend) as rt:
+        with pytest.raises(MalformedEvent):
+            await rt.host("alpha").services.deliver(text_envelope("x", host="beta"))
+
+
+async def test_identity_links_need_both_sides(tmp_path):
+    backend = ScriptedBackend(lambda req: "ok")
+    async with runtime(tmp_path, backend) as rt:
+        a, b = rt.host("alpha").services, rt.host("beta").services
+        sam_a = text_envelope("x", author="u1").author
+        sam_b = text_envelope("x", author="u9").author
+        start = await a.submit(
+            CommandEvent(host="alpha", room_id="r", name="link", author=sam_a)
+        )
+        code = start.data["code"]
+        bad = await b.submit(
+            CommandEvent(host="beta", room_id="r", name="link", args=("nope-nope",), author=sam_b)
+        )
+        assert not bad.ok
+        done = await b.submit(
+            CommandEvent(host="beta", room_id="r", name="link", args=(code,), author=sam_b)
+        )
+        assert done.ok
+        assert rt.people.resolve("alpha", "u1") == rt.people.resolve("beta", "u9")
+        again = await b.submit(
+            CommandEvent(host="beta", room_id="r", name="link", args=(code,), author=sam_b)
+        )
+        assert not again.ok  # one use
+
+
+async def test_commands_list_personas_and_remove_one_from_a_room(tmp_path):
+    backend = ScriptedBackend(lambda req: req.slot.persona_id)
+    async with runtime(tmp_path, backend, personas=(MAYA, OTTO)) as rt:
+        s = rt.host("alpha").services
+        who = text_envelope("x").author
+        listed = await s.submit(CommandEvent(host="alpha", room_id="room", name="personas", author=who))
+        assert listed.data["personas"] == ["maya", "otto"]
+        removed = await s.submit(
+            CommandEvent(host="alpha", room_id="room", name="remove", args=("otto",), author=who)
+        )
+        assert removed.ok
+        replies = await (await rt.deliver("alpha", text_envelope("hi", host="alpha"))).wait()
+        assert [r.persona_id for r in replies] == ["maya"]
+    async with runtime(tmp_path, backend, personas=(MAYA, OTTO)) as rt2:  # persisted
+        replies = await (await rt2.deliver("alpha", text_envelope("hi", host="alpha"))).wait()
+        assert [r.persona_id for r in replies] == ["maya"]
+
+
+def test_config_errors_name_the_file_and_field(tmp_path):
+    path = tmp_path / "continuum.toml"
+    path.write_text('[backend]\nkind = "gpu"\n')
+    from continuum.config import load_config
+
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert f"{path}: field 'backend.kind'" in str(err.value)
+    path.write_text('[hosts.slack]\nbot_token = "xoxb-123"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "hosts.slack.bot_token" in str(err.value) and "bot_token_env" in str(err.value)
+    path.write_text("[memory\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="continuum init"):
+        load_config(tmp_path / "missing.toml")
+
+
+async def test_unknown_hosts_and_bad_host_tables_are_clear_errors(tmp_path):
+    backend = ScriptedBackend(lambda req: "ok")
+    cfg = parse_config({"memory": {"enabled": False}, "hosts": {"nosuch": {}}})
+    with pytest.raises(UnknownPlugin, match="pip install continuum-nosuch"):
+        async with Runtime(cfg, personas=[MAYA], backend=backend):
+            pass
+    cfg = parse_config({"memory": {"enabled": False}, "hosts": {"alpha": {"colour": "red"}}})
+    with pytest.raises(ConfigError, match="hosts.alpha.colour"):
+        async with Runtime(cfg, personas=[MAYA], backend=backend, host_classes=HOSTS):
+            pass
