@@ -37,10 +37,10 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+from naive_cognition import naive
 
 from continuum.backends.base import Backend, Completion, CompletionRequest
 from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig, EmbeddedModel
-from continuum.cognition.shared import SharedCognition
 from continuum.envelope import Envelope, Participant, PersonaReply, ReplyTarget, TextPart
 from continuum.events import AnalysisPosted
 from continuum.models import default_model_path
@@ -140,8 +140,7 @@ async def run_size(model: EmbeddedModel, n: int, messages: list[str], policy: Ro
             room = rooms[mode]
             env_n = envelope(text, room.id, i)
             message = room.receive(env_n)
-            naive = SharedCognition(room).naive
-            run = partial(naive, env_n, message, who, think_tokens=think)
+            run = partial(naive, room, env_n, message, who, think_tokens=think)
             await timed(mode, run)
         print(
             f"  n={n} msg {i + 1}/{len(messages)}: {len(answered)} answered; "
