@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import json
+import os
 import random
 import signal
 import sqlite3

@@ -94,7 +94,7 @@ def build_rooms(
     rooms = []
     for i in range(n_rooms):
         room = Room(f"{prefix}{i}", [maya, others[i % len(others)]], backend, policy=policy)
-        seed_history(room, random.Random(i), history)
+        seed_history(room, random.Random(f"{prefix}{i}"), history)
         rooms.append(room)
     return rooms
 

@@ -14,8 +14,11 @@ message by message, one request at a time (so the two never compete for the core
 Per warm turn (every persona turn after its first): tokens the server evaluated
 (``timings.prompt_n``), tokens it reused (``cache_n``) and time to first token.
 
-    .venv/bin/python bench/server_slots.py          # full run (~6 min on 2 cores)
-    .venv/bin/python bench/server_slots.py --quick  # 3 messages
+Then the same at ~4k and ~8k-token prompts (each room starts with that much earlier
+history; 4 messages), where re-evaluating a whole prompt costs what pinning saves.
+
+    .venv/bin/python bench/server_slots.py          # full run (~40 min on 2 cores)
+    .venv/bin/python bench/server_slots.py --quick  # 3 messages, ~1.3k prompts only
 
 Writes bench/results/server_slots.json and server_slots.md. Needs the llama-server built
 by ./scripts/build-llama-server.
@@ -38,10 +41,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from continuum.backends.server import ServerBackend, ServerConfig  # noqa: E402
-from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart  # noqa: E402
+from continuum.envelope import Envelope, Participant, ReplyTarget, RoomMessage, TextPart  # noqa: E402
 from continuum.events import ReplyPosted  # noqa: E402
 from continuum.models import default_model_path  # noqa: E402
 from continuum.persona import load_personas  # noqa: E402
+from continuum.prompt_sources import persona_turn_recipe  # noqa: E402
 from continuum.room import Room, RoomPolicy  # noqa: E402
 from tests.server.harness import LlamaServer  # noqa: E402
 
@@ -93,19 +97,30 @@ def summarize(room: Room, backend: ServerBackend, mode: str) -> dict:
     }
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    messages = MESSAGES[:3] if args.quick else MESSAGES
-    personas = load_personas([ROOT / "examples" / "personas", ROOT / "examples" / "more-personas"])
-    assert len(personas) == 6
-    model = default_model_path()
+def seed_history(room: Room, tokens: int) -> None:
+    """~``tokens`` of earlier conversation, the same in every room (deterministic)."""
+    words = (
+        "latency cache river garden history engine lantern budget profile archive clock "
+        "signal copper meadow kernel thread harbour window puzzle recipe orbit ledger"
+    ).split()
+    sam = Participant(id="sam", name="Sam")
+    i = 0
+    while sum(room.backend.count_tokens(m.text) + 8 for m in room.history) < tokens:
+        text = " ".join(words[(i * 7 + j) % len(words)] for j in range(60))
+        room.history.append(RoomMessage(id=f"h{i}", author=sam, text=text.capitalize() + "."))
+        i += 1
+
+
+async def run_size(
+    label: str, history_tokens: int, messages: list[str], personas: list, model: Path
+) -> list[dict]:
     threads = os.cpu_count() or 2
     policy = RoomPolicy(reply_max_tokens=24, cognition="direct", max_persona_turns_per_message=6)
+    slot_ctx = 4096 if history_tokens < 2000 else history_tokens + 2048
+    recipe = persona_turn_recipe(history_budget=max(3072, history_tokens + 1024))
     with tempfile.TemporaryDirectory() as tmp:
         servers = {
-            mode: LlamaServer(model, slots=2, slot_ctx=4096, threads=threads,
+            mode: LlamaServer(model, slots=2, slot_ctx=slot_ctx, threads=threads,
                               slot_save_path=Path(tmp) / mode)
             for mode in ("pinned", "unpinned")
         }  # fmt: skip
@@ -117,31 +132,65 @@ async def main() -> None:
                 "unpinned": ServerBackend(servers["unpinned"].url, ServerConfig(pin_slots=False)),
             }
             rooms = {
-                mode: Room(f"bench-{mode}", personas, backends[mode], policy=policy)
+                mode: Room(f"bench-{mode}", personas, backends[mode], policy=policy, recipe=recipe)
                 for mode in backends
             }
+            for room in rooms.values():
+                seed_history(room, history_tokens)
             for i, text in enumerate(messages):
                 for room in rooms.values():
                     await room.handle(envelope(text, i))
-                print(f"  message {i + 1}/{len(messages)} done", flush=True)
+                print(f"  {label}: message {i + 1}/{len(messages)} done", flush=True)
             rows = [summarize(rooms[m], backends[m], m) for m in ("pinned", "unpinned")]
             for b in backends.values():
                 await b.aclose()
         finally:
             for s in servers.values():
                 s.stop()
-    p, u = rows
+    for row in rows:
+        row["size"] = label
+        row["slot_ctx"] = slot_ctx
+        row["messages"] = len(messages)
+    return rows
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    personas = load_personas([ROOT / "examples" / "personas", ROOT / "examples" / "more-personas"])
+    assert len(personas) == 6
+    model = default_model_path()
+    sizes = [("1.3k", 0, MESSAGES[:3] if args.quick else MESSAGES)]
+    if not args.quick:
+        sizes += [("4k", 3800, MESSAGES[:4]), ("8k", 7800, MESSAGES[:4])]
+    rows = []
+    for label, history, messages in sizes:
+        rows += await run_size(label, history, messages, personas, model)
+    by = {(r["size"], r["mode"]): r for r in rows}
     result = {
         "bench": "server_slots",
         "model": model.name,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "setup": "6 personas, 1 llama-server with 2 slots (-c 8192), --slot-save-path, "
-        f"--cache-ram 0, {len(messages)} messages, every persona answers each (direct mode)",
+        "setup": "6 personas, 1 llama-server with 2 slots, --slot-save-path, --cache-ram 0, "
+        "every persona answers each message (direct mode); 1.3k: 10 messages; 4k and 8k: the "
+        "rooms start with that much earlier history, 4 messages",
         "rows": rows,
-        "evaluated_ratio_unpinned_over_pinned": round(
-            u["evaluated_tokens_median"] / max(p["evaluated_tokens_median"], 1), 2
-        ),
-        "ttft_ratio_unpinned_over_pinned": round(u["ttft_ms_median"] / p["ttft_ms_median"], 2),
+        "ratios": {
+            label: {
+                "evaluated_unpinned_over_pinned": round(
+                    by[(label, "unpinned")]["evaluated_tokens_median"]
+                    / max(by[(label, "pinned")]["evaluated_tokens_median"], 1),
+                    2,
+                ),
+                "ttft_unpinned_over_pinned": round(
+                    by[(label, "unpinned")]["ttft_ms_median"]
+                    / by[(label, "pinned")]["ttft_ms_median"],
+                    2,
+                ),
+            }
+            for label, _, _ in sizes
+        },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "server_slots_quick" if args.quick else "server_slots"
@@ -151,21 +200,23 @@ async def main() -> None:
         "",
         f"{result['setup']}; model {result['model']}, {result['machine']}. Warm turns only.",
         "",
-        "| mode | warm turns | evaluated (median) | reused (median) | prompt (median) | "
+        "| size | mode | warm turns | evaluated (median) | reused (median) | prompt (median) | "
         "TTFT ms median | TTFT ms p90 | restored turns | slot saves |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['mode']} | {r['warm_turns']} | {r['evaluated_tokens_median']} | "
+            f"| {r['size']} | {r['mode']} | {r['warm_turns']} | {r['evaluated_tokens_median']} | "
             f"{r['reused_tokens_median']} | {r['prompt_tokens_median']} | {r['ttft_ms_median']} "
             f"| {r['ttft_ms_p90']} | {r['restored_turns']} | {r['slot_saves']} |"
         )
-    lines += [
-        "",
-        f"Unpinned / pinned: evaluated tokens {result['evaluated_ratio_unpinned_over_pinned']}x,"
-        f" TTFT {result['ttft_ratio_unpinned_over_pinned']}x.",
-    ]
+    lines.append("")
+    for label, ratio in result["ratios"].items():
+        lines.append(
+            f"{label}: unpinned / pinned evaluated tokens "
+            f"{ratio['evaluated_unpinned_over_pinned']}x, "
+            f"TTFT {ratio['ttft_unpinned_over_pinned']}x."
+        )
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print((RESULTS / f"{name}.md").read_text())
 

@@ -56,7 +56,7 @@ def test_serve_runs_two_hosts_with_one_memory(tmp_path: Path, model_path):
     config.write_text(
         f"""
 [personas]
-paths = ["{REPO / 'examples' / 'personas'}"]
+paths = ["{REPO / "examples" / "personas"}"]
 only = ["maya"]
 
 [backend]

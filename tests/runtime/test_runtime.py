@@ -176,9 +176,7 @@ async def test_identity_links_need_both_sides(tmp_path):
         a, b = rt.host("alpha").services, rt.host("beta").services
         sam_a = text_envelope("x", author="u1").author
         sam_b = text_envelope("x", author="u9").author
-        start = await a.submit(
-            CommandEvent(host="alpha", room_id="r", name="link", author=sam_a)
-        )
+        start = await a.submit(CommandEvent(host="alpha", room_id="r", name="link", author=sam_a))
         code = start.data["code"]
         bad = await b.submit(
             CommandEvent(host="beta", room_id="r", name="link", args=("nope-nope",), author=sam_b)
@@ -200,7 +198,9 @@ async def test_commands_list_personas_and_remove_one_from_a_room(tmp_path):
     async with runtime(tmp_path, backend, personas=(MAYA, OTTO)) as rt:
         s = rt.host("alpha").services
         who = text_envelope("x").author
-        listed = await s.submit(CommandEvent(host="alpha", room_id="room", name="personas", author=who))
+        listed = await s.submit(
+            CommandEvent(host="alpha", room_id="room", name="personas", author=who)
+        )
         assert listed.data["personas"] == ["maya", "otto"]
         removed = await s.submit(
             CommandEvent(host="alpha", room_id="room", name="remove", args=("otto",), author=who)
@@ -239,6 +239,6 @@ async def test_unknown_hosts_and_bad_host_tables_are_clear_errors(tmp_path):
         async with Runtime(cfg, personas=[MAYA], backend=backend):
             pass
     cfg = parse_config({"memory": {"enabled": False}, "hosts": {"alpha": {"colour": "red"}}})
-    with pytest.raises(ConfigError, match="hosts.alpha.colour"):
+    with pytest.raises(ConfigError, match=r"hosts\.alpha\.colour"):
         async with Runtime(cfg, personas=[MAYA], backend=backend, host_classes=HOSTS):
             pass

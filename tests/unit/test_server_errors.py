@@ -45,6 +45,7 @@ class FarSide:
     def __init__(self, script: list[str]) -> None:
         self.script = script
         self.bodies: list[dict] = []
+        self.tokenized: list[tuple[str, bool]] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,6 +60,13 @@ class FarSide:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                if self.path == "/tokenize":  # llama-server's format: {"tokens": [...]}
+                    content = body["content"]
+                    special = body.get("parse_special", True)
+                    tokens = [1000 + len(content)] if special else [ord(c) for c in content]
+                    owner.tokenized.append((content, special))
+                    self._json(200, {"tokens": tokens})
+                    return
                 if self.path.startswith("/slots/"):
                     self._json(200, {"id_slot": 0})
                     return

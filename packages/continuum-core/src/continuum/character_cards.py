@@ -21,6 +21,8 @@ from continuum.errors import PersonaFileError
 from continuum.persona import Persona, persona_from_mapping
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_CARD_BYTES = 8 << 20  # a card file, and any decompressed text chunk, at most 8 MiB
+MAX_JSON_DEPTH = 64  # real cards nest a few levels; deeper is an attack or an accident
 CARD_CHUNK_KEYS = ("ccv3", "chara")  # preference order
 
 # card field -> persona field, for the fields that map one to one
@@ -59,20 +61,53 @@ def read_png_text_chunks(data: bytes, source: Path | str) -> dict[str, str]:
                 chunks[key.decode("latin-1")] = text.decode("latin-1")
             elif kind == b"zTXt":
                 key, _, rest = body.partition(b"\0")
-                chunks[key.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
+                chunks[key.decode("latin-1")] = _inflate(rest[1:], source).decode("latin-1")
             elif kind == b"iTXt":
                 key, _, rest = body.partition(b"\0")
                 compressed, _method = rest[0], rest[1]
                 _lang, _, rest = rest[2:].partition(b"\0")
                 _translated, _, text = rest.partition(b"\0")
                 if compressed:
-                    text = zlib.decompress(text)
+                    text = _inflate(text, source)
                 chunks[key.decode("latin-1")] = text.decode("utf-8")
         except (zlib.error, UnicodeDecodeError, IndexError) as exc:
             raise PersonaFileError(source, None, f"unreadable PNG {kind.decode()} chunk") from exc
         if kind == b"IEND":
             break
     return chunks
+
+
+def _inflate(data: bytes, source: Path | str) -> bytes:
+    """zlib-decompress at most MAX_CARD_BYTES (a 1 MB chunk can inflate to gigabytes)."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_CARD_BYTES + 1)
+    if len(out) > MAX_CARD_BYTES or inflater.unconsumed_tail:
+        raise PersonaFileError(
+            source, None, f"a compressed PNG text chunk inflates past {MAX_CARD_BYTES >> 20} MiB"
+        )
+    return out
+
+
+def _depth_ok(text: str, limit: int) -> bool:
+    """Bracket nesting of a JSON text stays within ``limit`` (strings skipped)."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
 
 
 def card_from_png(data: bytes, source: Path | str) -> dict[str, Any]:
@@ -89,6 +124,8 @@ def card_from_png(data: bytes, source: Path | str) -> dict[str, Any]:
 
 
 def _parse_json(text: str, source: Path | str, field: str | None = None) -> dict[str, Any]:
+    if not _depth_ok(text, MAX_JSON_DEPTH):
+        raise PersonaFileError(source, field, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         card = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -156,6 +193,8 @@ def import_card(path: Path | str) -> Persona:
     """Read a character card file (.json or .png) and return the persona it describes."""
     path = Path(path)
     try:
+        if path.stat().st_size > 4 * MAX_CARD_BYTES:
+            raise PersonaFileError(path, None, f"larger than {4 * MAX_CARD_BYTES >> 20} MiB")
         data = path.read_bytes()
     except OSError as exc:
         raise PersonaFileError(path, None, f"cannot read file: {exc.strerror}") from exc

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from continuum.sanitize import escape_markers
 from continuum.tiers import Tier
 
 TokenCounter = Callable[[str], int]
@@ -58,6 +59,8 @@ class ChatTemplate:
     open: str  # format with {role}
     close: str
     system_joiner: str = "\n\n"
+    # the strings that are control tokens; only these may be tokenized as special tokens
+    markers: tuple[str, ...] = ()
 
     def message(self, role: str, content: str) -> str:
         return self.open.format(role=role) + content + self.close
@@ -66,7 +69,12 @@ class ChatTemplate:
         return self.open.format(role="assistant")
 
 
-CHATML = ChatTemplate(name="chatml", open="<|im_start|>{role}\n", close="<|im_end|>\n")
+CHATML = ChatTemplate(
+    name="chatml",
+    open="<|im_start|>{role}\n",
+    close="<|im_end|>\n",
+    markers=("<|im_start|>", "<|im_end|>"),
+)
 TEMPLATES = {CHATML.name: CHATML}
 
 
@@ -90,6 +98,7 @@ class ComposedPrompt(BaseModel):
     stable_len: int
     invariant_sha256: str
     sections: tuple[SectionReport, ...]
+    control: tuple[str, ...] = CHATML.markers  # the template's markers (control tokens)
 
     def tokens_in(self, tier: Tier) -> int:
         return sum(s.tokens for s in self.sections if s.tier == tier)
@@ -113,17 +122,44 @@ def _truncate_text(text: str, budget: int, count: TokenCounter) -> str:
     return head[:cut].rstrip() if cut > lo // 2 else head
 
 
+CUT_NOTE = "[… {words} words cut here: the message was too long to read whole …]"
+
+
+def _truncate_middle(text: str, budget: int, count: TokenCounter) -> str:
+    """Head and tail of ``text`` within ``budget`` tokens, with a visible note in the
+    middle saying how much was cut — never a silent drop."""
+    words = text.split(" ")
+    lo, hi = 0, len(words) // 2
+    best = CUT_NOTE.format(words=len(words))
+    while lo <= hi:  # the largest head/tail that fits (binary search on words kept)
+        mid = (lo + hi) // 2
+        note = CUT_NOTE.format(words=len(words) - 2 * mid)
+        candidate = " ".join(words[:mid]) + f"\n{note}\n" + " ".join(words[len(words) - mid :])
+        if count(candidate) <= budget:
+            best, lo = candidate, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
 def _fit(section: Section, count: TokenCounter) -> tuple[Section, int, bool]:
-    """Apply a section's token budget: text keeps its head, messages keep the newest."""
+    """Apply a section's token budget: text keeps its head; messages keep the newest, and
+    a newest message that alone is over budget keeps its head and tail with a visible
+    note (a message is never silently removed from the prompt)."""
     if section.messages:
         sizes = [count(m.content) for m in section.messages]
         total = sum(sizes)
         if section.max_tokens is None or total <= section.max_tokens:
             return section, total, False
         keep = list(section.messages)
-        while keep and total > section.max_tokens:
+        while len(keep) > 1 and total > section.max_tokens:
             total -= sizes[len(section.messages) - len(keep)]
             keep.pop(0)
+        if total > section.max_tokens:
+            last = keep[-1]
+            cut = _truncate_middle(last.content, section.max_tokens, count)
+            keep[-1] = last.model_copy(update={"content": cut})
+            total = count(cut)
         return section.model_copy(update={"messages": tuple(keep)}), total, True
     tokens = count(section.text)
     if section.max_tokens is None or tokens <= section.max_tokens:
@@ -174,17 +210,18 @@ def compose_prompt(
         )
         if fitted.is_empty:
             continue
+        # content never carries a template marker: only the template's own become tokens
         if fitted.messages:
             close_system()
             for message in fitted.messages:
-                emit(template.message(message.role, message.content))
+                emit(template.message(message.role, escape_markers(message.content)))
         else:
             if system_open:
                 emit(template.system_joiner)
             else:
                 emit(template.open.format(role="system"))
                 system_open = True
-            emit(fitted.text)
+            emit(escape_markers(fitted.text))
         for tier in (Tier.INVARIANT, Tier.SEMI_STABLE):
             if section.tier <= tier:
                 boundary[tier] = length
@@ -200,4 +237,5 @@ def compose_prompt(
         stable_len=stable_len,
         invariant_sha256=hashlib.sha256(prompt[:invariant_len].encode("utf-8")).hexdigest(),
         sections=tuple(reports),
+        control=template.markers,
     )

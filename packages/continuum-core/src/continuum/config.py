@@ -48,7 +48,7 @@ class BackendConfig(_Section):
     def _urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
         for url in urls:
             if not re.match(r"^https?://[^\s/:]+(:\d+)?(/\S*)?$", url):
-                raise ValueError(f"not an http(s) URL: {url!r}")
+                raise ValueError(f"not a server URL: {url!r} (expected http://host:port)")
         return urls
 
 

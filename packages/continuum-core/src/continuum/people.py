@@ -50,7 +50,7 @@ class PeopleDirectory:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._file_lock = FileLock(str(path) + ".lock") if path else None
+        self._file_lock = FileLock(str(path) + ".lock", mode=0o600) if path else None
         self._people: dict[str, Person] = {}
         self._by_host: dict[str, str] = {}
         self._load()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -50,6 +50,13 @@ class ModelOverrides(BaseModel):
     seed: int | None = None
 
 
+# Longest text a persona field may hold (characters): a persona is a few pages, not a book;
+# a 60 MB description would otherwise be counted token by token on every turn.
+MAX_FIELD_CHARS = 32_000
+MAX_PERSONA_FILE_BYTES = 1 << 20
+Text = Annotated[str, Field(max_length=MAX_FIELD_CHARS)]
+
+
 class Persona(BaseModel):
     """A persona: identity, voice and settings, the same on every host."""
 
@@ -57,26 +64,28 @@ class Persona(BaseModel):
 
     id: str = Field(pattern=PERSONA_ID_PATTERN)
     name: str = Field(min_length=1, max_length=80)
-    identity: str = Field(min_length=1, description="who they are: description, backstory")
-    personality: str = ""
-    scenario: str = ""
-    style: str = ""
-    rules: tuple[str, ...] = ()
-    system_prompt: str = ""
-    specialty: str = ""
-    expertise: tuple[str, ...] = ()
-    greeting: str = ""
-    alternate_greetings: tuple[str, ...] = ()
-    example_dialogue: str = ""
-    post_history_instructions: str = ""
+    identity: str = Field(
+        min_length=1, max_length=MAX_FIELD_CHARS, description="who they are: description, backstory"
+    )
+    personality: Text = ""
+    scenario: Text = ""
+    style: Text = ""
+    rules: tuple[Text, ...] = Field(default=(), max_length=64)
+    system_prompt: Text = ""
+    specialty: Text = ""
+    expertise: tuple[Annotated[str, Field(max_length=80)], ...] = Field(default=(), max_length=64)
+    greeting: Text = ""
+    alternate_greetings: tuple[Text, ...] = Field(default=(), max_length=256)
+    example_dialogue: Text = ""
+    post_history_instructions: Text = ""
     avatar_url: str | None = None
     voice: VoiceSpec = VoiceSpec()
     adapters: tuple[AdapterRef, ...] = ()
     model: ModelOverrides = ModelOverrides()
     tags: tuple[str, ...] = ()
-    creator: str = ""
-    creator_notes: str = ""
-    version: str = ""
+    creator: Text = ""
+    creator_notes: Text = ""
+    version: Text = ""
     lorebook: dict[str, Any] | None = None
     extensions: dict[str, Any] = Field(default_factory=dict)
 
@@ -108,6 +117,8 @@ def load_persona(path: Path | str) -> Persona:
 
         return import_card(path)
     try:
+        if path.stat().st_size > MAX_PERSONA_FILE_BYTES:
+            raise PersonaFileError(path, None, f"larger than {MAX_PERSONA_FILE_BYTES >> 20} MiB")
         raw = path.read_bytes()
     except OSError as exc:
         raise PersonaFileError(path, None, f"cannot read file: {exc.strerror}") from exc
@@ -128,7 +139,10 @@ def persona_files(directory: Path | str) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         raise PersonaFileError(directory, None, "no such persona directory")
-    return sorted(p for p in directory.iterdir() if p.suffix.lower() in PERSONA_SUFFIXES)
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in PERSONA_SUFFIXES)
+    if not files:
+        raise PersonaFileError(directory, None, "no persona files (.toml, .json, .png) in it")
+    return files
 
 
 def load_personas(paths: Iterable[Path | str]) -> list[Persona]:

@@ -23,6 +23,7 @@ from continuum.compose import (
 )
 from continuum.envelope import Participant, ParticipantKind, RoomMessage
 from continuum.persona import Persona
+from continuum.sanitize import as_data
 from continuum.tiers import Tier
 
 
@@ -79,7 +80,10 @@ def render_for(viewer: Persona, message: RoomMessage) -> ChatMessage:
         return ChatMessage(role="assistant", content=message.rendered_for_author())
     if message.author.kind == ParticipantKind.SYSTEM:
         return ChatMessage(role="system", content=message.text)
-    return ChatMessage(role="user", content=f"{message.author.name}: {message.text}")
+    # people's (and others') words are data: no template markers, no think-blocks
+    return ChatMessage(
+        role="user", content=f"{as_data(message.author.name)}: {as_data(message.text)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -202,9 +206,8 @@ class ProfileSnapshotSource:
     def sections(self, ctx: TurnContext) -> list[Section]:
         if not ctx.profile_snapshot:
             return []
-        return [
-            text_section(self, f"What you know about yourself and others:\n{ctx.profile_snapshot}")
-        ]
+        snapshot = as_data(ctx.profile_snapshot)
+        return [text_section(self, f"What you know about yourself and others:\n{snapshot}")]
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ class RosterSource:
         others = sorted((p for p in ctx.participants if p.id != ctx.persona.id), key=lambda p: p.id)
         if not others:
             return []
-        names = ", ".join(f"{p.name} ({p.kind.value})" for p in others)
+        names = ", ".join(f"{as_data(p.name)} ({p.kind.value})" for p in others)
         return [text_section(self, f"In this room: {names}.")]
 
 
@@ -271,7 +274,7 @@ class RetrievalSource:
         if not ctx.retrieval:
             return []
         text = "Things you remember that may matter now:\n" + "\n".join(
-            f"- {item.strip()}" for item in ctx.retrieval
+            f"- {as_data(item.strip())}" for item in ctx.retrieval
         )
         return [text_section(self, text)]
 
@@ -337,10 +340,10 @@ class SharedAnalysisSource:
 
     def sections(self, ctx: TurnContext) -> list[Section]:
         out: list[Section] = []
-        if ctx.analysis:
-            out.append(text_section(self, ctx.analysis))
+        if ctx.analysis:  # the analyst read people's words: its output is data too
+            out.append(text_section(self, as_data(ctx.analysis)))
         if ctx.build_on:
-            said = "\n".join(f"{m.author.name}: {m.text}" for m in ctx.build_on)
+            said = "\n".join(f"{as_data(m.author.name)}: {as_data(m.text)}" for m in ctx.build_on)
             out.append(
                 text_section(
                     self, f"Already said about it:\n{said}", name="build_on", order_offset=10

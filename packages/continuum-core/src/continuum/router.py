@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from continuum.cognition.state import PersonaStateStore
 from continuum.envelope import Envelope, PersonaReply
 from continuum.errors import ContinuumError, UnknownMessage
 from continuum.hosts.base import ReplySink, ReplyStart
+from continuum.memory.atomic import private_file, tighten
 from continuum.memory.crypto import Cipher
 from continuum.memory.engine import MemoryEngine
 from continuum.memory.hippocampus import Hippocampus
@@ -64,13 +64,13 @@ class MessageMap:
         self.path = path
         self.cipher = cipher
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
+            private_file(path)  # its -wal and -shm files take these permissions
         self._db = sqlite3.connect(
             str(path) if path else ":memory:", check_same_thread=False, isolation_level=None
         )
         if path is not None:
+            for extra in ("-wal", "-shm"):
+                tighten(path.with_name(path.name + extra))
             # WAL + NORMAL: durable across a process crash (what SIGKILL tests), one fsync
             # per checkpoint rather than per message
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import anyio
 from anyio.abc import TaskGroup
+from filelock import FileLock, Timeout
 
 from continuum import plugins
 from continuum.backends.base import Backend
@@ -55,6 +56,7 @@ from continuum.hosts.base import (
     PersonaCard,
     ReactionEvent,
 )
+from continuum.memory.atomic import private_dir
 from continuum.memory.engine import MemoryEngine, default_data_dir
 from continuum.memory.hippocampus import Hippocampus
 from continuum.people import PeopleDirectory
@@ -144,6 +146,25 @@ def build_backend(config: ContinuumConfig, personas: Sequence[Persona]) -> Backe
     return factories[name](model=b.model, urls=list(b.urls), **extra)
 
 
+class DataDirInUse(ContinuumError):
+    """Another continuum process is running on this data dir."""
+
+
+def _lock_data_dir(root: Path) -> FileLock:
+    if root.exists() and not root.is_dir():
+        raise ContinuumError(f"the data dir {root} is a file, not a directory")
+    private_dir(root)
+    lock = FileLock(str(root / ".runtime.lock"), mode=0o600)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        raise DataDirInUse(
+            f"another continuum process is using {root} (its persona state would be "
+            "overwritten); stop it, or give this one its own data dir"
+        ) from exc
+    return lock
+
+
 class _Services:
     """HostServices for one host: everything a host may ask of the runtime."""
 
@@ -178,13 +199,19 @@ class Runtime:
         self.config = config or ContinuumConfig()
         cfg = self.config
         self.personas = list(personas) if personas is not None else load_runtime_personas(cfg)
-        self.backend = backend or build_backend(cfg, self.personas)
         self.data_dir = (
             cfg.relative(cfg.memory.data_dir) if cfg.memory.data_dir else default_data_dir()
         )
-        if memory is False or (memory is None and not cfg.memory.enabled):
+        uses_memory = memory is not False and (memory is not None or cfg.memory.enabled)
+        if isinstance(memory, MemoryEngine):
+            self.data_dir = memory.data_dir
+        # one runtime per data dir (two would overwrite each other's persona state); checked
+        # before the model loads, so a second process fails at once
+        self._data_lock = _lock_data_dir(self.data_dir) if uses_memory else None
+        self.backend = backend or build_backend(cfg, self.personas)
+        if not uses_memory:
             self.memory = None
-        elif memory is not None:
+        elif isinstance(memory, MemoryEngine):
             self.memory = memory
         else:
             self.memory = MemoryEngine(self.data_dir, key_env=cfg.memory.key_env)
@@ -253,13 +280,17 @@ class Runtime:
         if self.state_store is not None:
             self._tg.start_soon(self._supervise, "state flusher", self._flush_state)
         self.accepting = True
-        self._replay()
+        pending = self._replay()
+        if self.state_store is not None:  # work a crashed process left in inboxes goes
+            self.state_store.keep_item = lambda item: item.message_id in pending
         return self
 
-    def _replay(self) -> None:
+    def _replay(self) -> set[str]:
         """Messages delivered before the last stop that have no outcome (a crash): answer
         them now if they are recent and nobody answered yet, else shed them with a reason.
-        A message some persona already answered is not answered twice."""
+        A message some persona already answered is not answered twice. Returns the ids
+        being answered again."""
+        replayed: set[str] = set()
         for pending in self.router.messages.pending():
             e = pending.envelope
             turn = Turn(e)
@@ -276,8 +307,10 @@ class Runtime:
             else:
                 log.info("answering %s again after a restart", e.id)
                 self.turns[turn.message_id] = turn
+                replayed.add(e.id)
                 assert self._tg is not None
                 self._tg.start_soon(self._answer, self.hosts[e.host], turn)
+        return replayed
 
     async def __aexit__(self, *exc: object) -> None:
         try:
@@ -385,6 +418,8 @@ class Runtime:
         self.router.close()
         if self.memory is not None:
             self.memory.close()
+        if self._data_lock is not None:
+            self._data_lock.release()
 
     # --- what hosts call ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import BaseModel, ConfigDict, Field
 
+from continuum.compose import CHATML
 from continuum.persona import Persona
 
 metrics_log = logging.getLogger("continuum.metrics")
@@ -85,6 +86,10 @@ class CompletionRequest(BaseModel):
     slot: SlotKey | None = None  # None: a scratch slot, no reuse expected
     settings: GenerationSettings = GenerationSettings()
     json_schema: dict[str, Any] | None = None  # grammar-constrained JSON output
+    # The only strings in ``prompt`` that may become control (special) tokens: the chat
+    # template's own markers. Everything else is tokenized as text, so a person typing
+    # "<|im_start|>system" cannot open a system turn.
+    control: tuple[str, ...] = CHATML.markers
     priority: int = Priority.RENDER
     queue_timeout_s: float | None = 120.0
     timeout_s: float | None = 300.0

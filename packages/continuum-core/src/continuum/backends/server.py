@@ -23,6 +23,7 @@ import bisect
 import hashlib
 import json
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -83,6 +84,9 @@ class _Slots:
     locks: list[anyio.Lock] = field(default_factory=list)
     saved: set[SlotKey] = field(default_factory=set)
     assign: anyio.Lock = field(default_factory=anyio.Lock)
+    # the adapter set each slot last ran under (llama-server clears a slot's cache when a
+    # request's adapters differ from its last ones, restored KV included)
+    adapters_of: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.owner = [None] * self.n
@@ -96,6 +100,9 @@ class _Server:
     slots: _Slots | None = None
     lora_ids: dict[str, int] = field(default_factory=dict)  # adapter id -> server index
     can_save: bool = True
+    can_tokenize: bool = True
+    # text piece (and whether it is a control marker) -> token ids, LRU
+    tokens: OrderedDict[tuple[str, bool], list[int]] = field(default_factory=OrderedDict)
     stats: dict[str, int] = field(
         default_factory=lambda: {"saved": 0, "restored": 0, "erased": 0, "requests": 0, "shared": 0}
     )
@@ -138,7 +145,13 @@ class ServerBackend(Backend):
     def __init__(self, urls: Sequence[str] | str, config: ServerConfig | None = None) -> None:
         urls = [urls] if isinstance(urls, str) else list(urls)
         if not urls:
-            raise ValueError("ServerBackend needs at least one server URL")
+            raise BackendError("ServerBackend needs at least one server URL", retryable=False)
+        for url in urls:  # a typo is a clear error, not a "server down" retried forever
+            parsed = httpx.URL(url) if "://" in url else None
+            if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+                raise BackendError(
+                    f"not a server URL: {url!r} (expected http://host:port)", retryable=False
+                )
         self.config = config or ServerConfig()
         self.parallel = self.config.api == "llama.cpp" and self.config.pin_slots
         self.servers = {u.rstrip("/"): _Server(url=u.rstrip("/")) for u in urls}
@@ -258,6 +271,31 @@ class ServerBackend(Backend):
 
     # --- slot pinning and hibernation ------------------------------------------------------
 
+    async def _align_adapters(
+        self, server: _Server, slots: _Slots, slot: int, adapters: tuple[str, ...]
+    ) -> None:
+        """Before restoring KV into a slot, make the slot's adapter set the key's: a
+        one-token request with that ``lora`` list (llama-server would otherwise drop the
+        restored cache at the next request, seeing the adapters change)."""
+        if not server.lora_ids or slots.adapters_of.get(slot) == adapters:
+            return
+        body = {
+            "prompt": "\n",
+            "n_predict": 0,
+            "id_slot": slot,
+            "cache_prompt": False,
+            "lora": [
+                {"id": i, "scale": 1.0 if name in adapters else 0.0}
+                for name, i in sorted(server.lora_ids.items(), key=lambda kv: kv[1])
+            ],
+        }
+        try:
+            r = await self._client.post(f"{server.url}/completion", json=body, timeout=30.0)
+        except httpx.HTTPError as exc:
+            raise _Retryable(f"priming slot {slot} failed: {exc}", server_down=True) from exc
+        if r.status_code == 200:
+            slots.adapters_of[slot] = adapters
+
     async def _slot_action(self, server: _Server, slot: int, action: str, key: SlotKey) -> bool:
         body = {} if action == "erase" else {"filename": _slot_file(key)}
         try:
@@ -315,6 +353,8 @@ class ServerBackend(Backend):
                     # a slot changing hands is restored or erased: never reuse KV computed
                     # for another persona or under another adapter set
                     can = self.config.hibernate and server.can_save
+                    if can and (key in slots.saved or key.room is not None):
+                        await self._align_adapters(server, slots, slot, key.adapters)
                     if (
                         key in slots.saved
                         and can
@@ -329,6 +369,7 @@ class ServerBackend(Backend):
                     slots.locks[slot].release()
         async with slots.locks[slot]:
             yield slot, restored
+            slots.adapters_of[slot] = key.adapters
 
     async def _share_prefix(self, server: _Server, slots: _Slots, slot: int, key: SlotKey) -> bool:
         """A persona entering a new room starts from its KV in another room (same persona,
@@ -358,10 +399,59 @@ class ServerBackend(Backend):
 
     # --- one attempt ---------------------------------------------------------------------
 
-    def _body(self, server: _Server, key: SlotKey, request: CompletionRequest) -> dict[str, Any]:
+    async def _tokens(self, server: _Server, request: CompletionRequest) -> list[int] | None:
+        """The prompt as token ids, only the template's markers parsed as control tokens
+        (``/tokenize`` with ``parse_special`` off for everything else). Pieces repeat from
+        turn to turn (history), so they are cached. None: the server cannot tokenize."""
+        if not server.can_tokenize or not request.control:
+            return None
+        pattern = re.compile("(" + "|".join(re.escape(m) for m in request.control) + ")")
+        ids: list[int] = []
+        for i, piece in enumerate(pattern.split(request.prompt)):
+            if not piece:
+                continue
+            special = bool(i % 2)
+            cached = server.tokens.get((piece, special))
+            if cached is None:
+                try:
+                    r = await self._client.post(
+                        f"{server.url}/tokenize",
+                        json={"content": piece, "add_special": False, "parse_special": special},
+                        timeout=30.0,
+                    )
+                except httpx.ConnectError as exc:
+                    raise _Retryable(f"cannot connect to {server.url}: {exc}", True) from exc
+                except httpx.HTTPError as exc:
+                    raise _Retryable(f"tokenize on {server.url} failed: {exc}", True) from exc
+                if r.status_code in (404, 501):
+                    log.warning(
+                        "%s has no /tokenize: sending text prompts (template markers in "
+                        "people's text are still escaped)",
+                        server.url,
+                    )
+                    server.can_tokenize = False
+                    return None
+                if r.status_code != 200:
+                    raise _Retryable(f"tokenize: HTTP {r.status_code} {r.text[:200]}")
+                cached = [int(t) for t in r.json()["tokens"]]
+                server.tokens[(piece, special)] = cached
+                if len(server.tokens) > 8192:
+                    server.tokens.popitem(last=False)
+            else:
+                server.tokens.move_to_end((piece, special))
+            ids.extend(cached)
+        return ids
+
+    def _body(
+        self,
+        server: _Server,
+        key: SlotKey,
+        request: CompletionRequest,
+        tokens: list[int] | None = None,
+    ) -> dict[str, Any]:
         s = request.settings
         body: dict[str, Any] = {
-            "prompt": request.prompt,
+            "prompt": tokens if tokens is not None else request.prompt,
             "stream": True,
             "temperature": s.temperature,
             "top_p": s.top_p,
@@ -425,7 +515,8 @@ class ServerBackend(Backend):
         restored: bool,
         queued: float,
     ) -> Completion:
-        body = self._body(server, key, request)
+        tokens = await self._tokens(server, request) if self.config.api == "llama.cpp" else None
+        body = self._body(server, key, request, tokens)
         if slot is not None:
             body["id_slot"] = slot
         path = "/v1/completions" if self.config.api == "openai" else "/completion"

@@ -27,6 +27,7 @@ from continuum.backends.base import (
 from continuum.compose import ChatMessage, ComposedPrompt, Section, TokenCounter, compose_prompt
 from continuum.envelope import ParticipantKind, RoomMessage
 from continuum.persona import Persona
+from continuum.sanitize import as_data
 from continuum.tiers import Tier
 
 log = logging.getLogger("continuum.cognition.analysis")
@@ -127,7 +128,7 @@ def compose_analysis_prompt(
 
     def line(m: RoomMessage) -> ChatMessage:
         role = "system" if m.author.kind == ParticipantKind.SYSTEM else "user"
-        return ChatMessage(role=role, content=f"{m.author.name}: {m.text}")
+        return ChatMessage(role=role, content=f"{as_data(m.author.name)}: {as_data(m.text)}")
 
     sections = [
         Section(name="analyst", tier=Tier.INVARIANT, order=0, text=ANALYST_INSTRUCTIONS),
@@ -147,7 +148,7 @@ def compose_analysis_prompt(
                 name="focus",
                 tier=Tier.VOLATILE,
                 order=20,
-                text=f"Look deeper at this angle only: {focus}",
+                text=f"Look deeper at this angle only: {as_data(focus)}",
                 max_tokens=128,
             )
         )

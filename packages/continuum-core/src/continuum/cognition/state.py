@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -18,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from continuum.envelope import ParticipantKind
 from continuum.errors import ContinuumError
-from continuum.memory.atomic import atomic_write_bytes
+from continuum.memory.atomic import atomic_write_bytes, private_dir
+from continuum.memory.journal import check_persona_id
 
 log = logging.getLogger("continuum.cognition.state")
 
@@ -48,7 +50,6 @@ class InboxItem(BaseModel):
     mentioned: bool = False
     modality: Modality = "text"
     received_at: float
-    preview: str = ""
 
     def priority(self, now: float) -> float:
         age = max(0.0, now - self.received_at)
@@ -218,9 +219,18 @@ class PersonaStateStore:
     ``PersonaState`` per persona (``load`` returns the same object), so energy spent in
     one room is missing in the next and nobody overwrites another room's state."""
 
-    def __init__(self, directory: Path | str, min_interval_s: float = 1.0) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self,
+        directory: Path | str,
+        min_interval_s: float = 1.0,
+        max_item_age_s: float = 900.0,
+    ) -> None:
+        self.directory = private_dir(Path(directory))
+        # Inbox items are work in flight. One left by a process that died mid-turn would
+        # otherwise stay forever (a persona "behind on 12 things" sits answers out), so
+        # on load an item goes if it is older than this or ``keep_item`` rejects it.
+        self.max_item_age_s = max_item_age_s
+        self.keep_item: Callable[[InboxItem], bool] | None = None
         self._live: dict[str, PersonaState] = {}
         # writes are crash-safe (fsync + rename) and so not free: a persona's state is
         # written at most once per interval; later changes wait for the next save or flush
@@ -229,7 +239,7 @@ class PersonaStateStore:
         self._dirty: set[str] = set()
 
     def path(self, persona_id: str) -> Path:
-        return self.directory / f"{persona_id}.json"
+        return self.directory / f"{check_persona_id(persona_id)}.json"
 
     def load(self, persona_id: str) -> PersonaState:
         live = self._live.get(persona_id)
@@ -242,7 +252,15 @@ class PersonaStateStore:
         if not path.exists():
             return PersonaState(persona_id=persona_id)
         try:
-            return PersonaState.model_validate_json(path.read_bytes())
+            state = PersonaState.model_validate_json(path.read_bytes())
+            now = time.time()
+            state.inbox.items = [
+                item
+                for item in state.inbox.items
+                if now - item.received_at <= self.max_item_age_s
+                and (self.keep_item is None or self.keep_item(item))
+            ]
+            return state
         except (ValidationError, ValueError) as exc:
             # State is recoverable (it regrows); keep the bad file for a human, start fresh.
             backup = path.with_suffix(".json.bad")

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TextIO
 
 import anyio
 import anyio.lowlevel
+from pydantic import ValidationError
 
 from continuum.config import ContinuumConfig, MemoryConfig, PersonasConfig
 from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart
@@ -288,7 +289,11 @@ def room_config(args: argparse.Namespace) -> ContinuumConfig:
         backend["urls"] = tuple(args.server_url)
     elif args.backend == "server":
         backend["urls"] = ("http://127.0.0.1:8080",)
-    return ContinuumConfig.model_validate(data)
+    try:
+        return ContinuumConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ContinuumError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
 
 
 def _validate_room_args(args: argparse.Namespace) -> None:

@@ -42,6 +42,9 @@ class Cipher:
 
 def cipher_from_environment(env: str = ENV_KEY) -> Cipher | None:
     key = os.environ.get(env)
+    if key is not None and not key.strip():
+        # set but empty is a mistake (an unset variable in a script), never "no encryption"
+        raise MemoryKeyError(f"{env} is set but empty; unset it or give it a key")
     if not key:
         try:
             import keyring  # optional

@@ -8,6 +8,7 @@ memory, rebuilt from the decrypted files at start.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -17,11 +18,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from continuum.memory.crypto import ENV_KEY, Cipher, cipher_from_environment
+from continuum.errors import ContinuumError
+from continuum.memory.atomic import private_dir, tighten
+from continuum.memory.crypto import ENV_KEY, Cipher, MemoryKeyError, cipher_from_environment
 from continuum.memory.embeddings import Embedder, WordLlamaEmbedder
 from continuum.memory.index import MemoryIndex, Recalled, RecallFilters, SyncReport
-from continuum.memory.journal import JournalEntry, JournalStore
+from continuum.memory.journal import PERSONA_ID, JournalEntry, JournalFileError, JournalStore
 from continuum.memory.profile import ProfileStore
+
+log = logging.getLogger("continuum.memory")
 
 EXPLICIT_REQUEST = re.compile(
     r"\b(remember (that|this|me|my|i)|please remember|don'?t forget|do not forget|"
@@ -56,11 +61,20 @@ class MemoryEngine:
         key_env: str = ENV_KEY,
     ) -> None:
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ContinuumError(f"the data dir {self.data_dir} is a file, not a directory")
+        private_dir(self.data_dir)
+        tighten(self.data_dir)
         self.cipher = cipher_from_environment(key_env) if cipher is True else (cipher or None)
         self.embedder = embedder or WordLlamaEmbedder()
-        db = ":memory:" if self.cipher else self.data_dir / "index.sqlite3"
-        self.index = MemoryIndex(db, self.embedder)
+        index_path = self.data_dir / "index.sqlite3"
+        plain = (self.data_dir / "personas").glob("*/journal/[0-9]*/*/*.md")
+        if self.cipher is not None and index_path.exists() and any(plain):
+            raise MemoryKeyError(
+                f"{self.data_dir}: this memory is not encrypted, but a key is set. "
+                "Encrypt it in place with `continuum memory encrypt`, or unset the key"
+            )
+        self.index = MemoryIndex(":memory:" if self.cipher else index_path, self.embedder)
         self.policy = policy or WritePolicy()
         self._journals: dict[str, JournalStore] = {}
         self._profiles: dict[str, ProfileStore] = {}
@@ -84,7 +98,13 @@ class MemoryEngine:
 
     def persona_ids(self) -> list[str]:
         root = self.data_dir / "personas"
-        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+        if not root.exists():
+            return []
+        return sorted(
+            p.name
+            for p in root.iterdir()
+            if p.is_dir() and not p.is_symlink() and PERSONA_ID.match(p.name)
+        )
 
     def on_change(self, listener: Callable[[str, str], None]) -> None:
         """``listener(persona_id, what)`` after a journal or profile change."""
@@ -136,9 +156,12 @@ class MemoryEngine:
         return self.remember(entry)
 
     def forget(self, persona_id: str, entry_id: str, purge_history: bool = True) -> bool:
+        """Forget an entry: its file, copies of it, its versions, and every trace in the
+        index (rewritten, so the text cannot be recovered from the database file)."""
         existed = self.journal(persona_id).forget(entry_id, purge_history=purge_history)
         self._commitment_version[persona_id] = self._commitment_version.get(persona_id, 0) + 1
         self.index.remove(entry_id)
+        self.index.purge()
         self._changed(persona_id, "journal")
         return existed
 
@@ -148,7 +171,11 @@ class MemoryEngine:
         for persona_id in self.persona_ids():
             for entry in self.entries(persona_id):
                 if person_id.lower() in entry.partners:
-                    count += self.forget(persona_id, entry.id)
+                    count += self.journal(persona_id).forget(entry.id)
+                    self.index.remove(entry.id)
+            self._changed(persona_id, "journal")
+        if count:
+            self.index.purge()
         return count
 
     def apply_profile_update(self, persona_id: str, update: object) -> bool:
@@ -182,9 +209,17 @@ class MemoryEngine:
     ) -> list[Recalled]:
         return self.index.search(persona_id, query, k=k, filters=filters)
 
-    def entries(self, persona_id: str) -> list[JournalEntry]:
+    def entries(self, persona_id: str, broken: list[str] | None = None) -> list[JournalEntry]:
+        """A persona's readable entries. A broken file (a bad hand edit) is skipped and
+        reported in ``broken`` (or the log) — one bad file never hides the rest."""
         store = self.journal(persona_id)
-        return [store.read_path(p) for p in store.paths()]
+        out = []
+        for path in store.paths():
+            try:
+                out.append(store.read_path(path))
+            except JournalFileError as exc:
+                (broken.append(str(exc)) if broken is not None else log.warning("%s", exc))
+        return out
 
     def sync(self) -> SyncReport:
         """Reconcile the index with the files (hand edits, deletions, other writers)."""

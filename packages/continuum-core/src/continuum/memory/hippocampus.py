@@ -29,6 +29,7 @@ from continuum.events import MessageReceived, ReplyPosted, RoomEvent, ThinkBlock
 from continuum.memory.engine import MemoryEngine
 from continuum.memory.journal import JournalEntry
 from continuum.memory.profile import ContactUpdate, ProfileUpdate
+from continuum.sanitize import as_data
 from continuum.structured import complete_structured
 
 log = logging.getLogger("continuum.hippocampus")
@@ -210,8 +211,8 @@ class Hippocampus:
             "facts, people (by name, with a short note and a sentiment change between -0.5 "
             "and 0.5), commitments, topics, emotions, and salience from 0 (trivial) to 1 "
             "(must remember).<|im_end|>\n<|im_start|>user\n"
-            f"{item.context}\n{'(private thought) ' if item.kind == 'think' else ''}"
-            f"{item.persona_id}: {item.text}<|im_end|>\n<|im_start|>assistant\n"
+            f"{as_data(item.context)}\n{'(private thought) ' if item.kind == 'think' else ''}"
+            f"{item.persona_id}: {as_data(item.text)}<|im_end|>\n<|im_start|>assistant\n"
         )
         request = CompletionRequest(
             prompt=prompt,

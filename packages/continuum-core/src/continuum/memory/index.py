@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from continuum.errors import ContinuumError
+from continuum.memory.atomic import private_file, tighten
 from continuum.memory.embeddings import Embedder
 from continuum.memory.journal import JournalEntry, JournalFileError, JournalStore
 
@@ -147,21 +149,65 @@ class MemoryIndex:
         self.embedder = embedder
         self.half_life_days = half_life_days
         self.db_path = str(db_path)
-        self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
-        if self.db_path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            # An index of another layout: drop it; sync() re-adds everything from the files.
-            self._db.executescript(
-                "DROP TABLE IF EXISTS entries_vocab; DROP TABLE IF EXISTS entries_fts;"
-                "DROP TABLE IF EXISTS entries;"
-            )
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self._db.executescript(SCHEMA)
+        self.rebuilt_from_corruption = False
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            # The index is derived from the journal files: a corrupt, truncated or foreign
+            # file is removed (it may hold text) and the index is rebuilt by sync().
+            log.warning("%s is unusable (%s); rebuilding it from the journal files", db_path, exc)
+            self._discard()
+            self._db = self._open()
+            self.rebuilt_from_corruption = True
         self._lock = threading.RLock()
         self._matrices: dict[str, _Matrix] = {}
         self._df: dict[str, int] = {}
+
+    def _open(self) -> sqlite3.Connection:
+        on_disk = self.db_path != ":memory:"
+        if on_disk:
+            path = Path(self.db_path)
+            if path.is_dir():
+                raise ContinuumError(f"{path} is a directory; remove it to let continuum rebuild")
+            private_file(path)  # 0600; its -wal/-shm take the same permissions
+            for extra in ("-wal", "-shm"):
+                tighten(path.with_name(path.name + extra))
+        db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+        try:
+            # deleted rows and freed pages are overwritten with zeros (forget means forgotten)
+            db.execute("PRAGMA secure_delete=ON")
+            if on_disk:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                    raise sqlite3.DatabaseError("quick_check failed")
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                # An index of another layout: drop it; sync() re-adds everything from files.
+                db.executescript(
+                    "DROP TABLE IF EXISTS entries_vocab; DROP TABLE IF EXISTS entries_fts;"
+                    "DROP TABLE IF EXISTS entries;"
+                )
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.executescript(SCHEMA)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _discard(self) -> None:
+        path = Path(self.db_path)
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if p.is_file() and not p.is_symlink():
+                p.unlink()
+
+    def purge(self) -> None:
+        """After deletions: rewrite the full-text index (old segments still hold the
+        deleted text's terms) and truncate the write-ahead log, so nothing deleted can be
+        recovered from the database files."""
+        with self._lock:
+            self._db.execute("INSERT INTO entries_fts(entries_fts) VALUES('optimize')")
+            if self.db_path != ":memory:":
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self._db.close()
@@ -202,6 +248,8 @@ class MemoryIndex:
                 except JournalFileError as exc:  # a bad hand edit: keep going, report it
                     log.warning("skipping %s", exc)
                     report.broken.append(str(exc))
+                    if old:  # serve nothing stale: the old text leaves the index too
+                        self._delete_where("path = ?", key)
                     continue
                 self._upsert(entry, path, stat.st_mtime_ns, stat.st_size, sha)
                 if old:
@@ -315,6 +363,7 @@ class MemoryIndex:
             r = self.sync(store)
             total.added += r.added
             total.broken += r.broken
+        self.purge()
         return total
 
     def count(self, persona: str | None = None) -> int:

@@ -29,10 +29,32 @@ from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from continuum.errors import ContinuumError
-from continuum.memory.atomic import atomic_write_bytes, fsync_dir, remove_stale_temps
+from continuum.memory.atomic import (
+    UnsafePath,
+    atomic_write_bytes,
+    fsync_dir,
+    inside,
+    private_dir,
+    remove_stale_temps,
+    safe_unlink,
+)
 from continuum.memory.crypto import ENV_KEY, Cipher, MemoryKeyError
 
 ENTRY_ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{6}$")
+PERSONA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # the same as a Persona's id
+
+
+class UnknownEntry(ContinuumError):
+    """A journal entry id that is malformed or not in the journal."""
+
+
+def check_persona_id(persona_id: str) -> str:
+    """A persona id names a directory: never a path (``../x``, ``/abs``)."""
+    if not isinstance(persona_id, str) or not PERSONA_ID.match(persona_id):
+        raise ContinuumError(
+            f"not a persona id: {persona_id!r} (lowercase letters, digits, '-' and '_')"
+        )
+    return persona_id
 
 
 class JournalFileError(ContinuumError):
@@ -93,6 +115,20 @@ def entry_to_markdown(entry: JournalEntry) -> str:
 _SECTION = re.compile(r"^## (Context|Entry)\s*$", re.MULTILINE)
 
 
+MAX_FRONT_MATTER = 64 << 10  # bytes of YAML a journal entry's metadata may take
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors/aliases: a few lines of aliases can expand to gigabytes
+    (the "billion laughs"), and journal front matter never needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"YAML aliases are not allowed (line {event.start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
 def entry_from_markdown(text: str, path: Path) -> JournalEntry:
     if not text.startswith("---\n"):
         raise JournalFileError(path, None, "missing YAML front matter ('---' first line)")
@@ -100,8 +136,10 @@ def entry_from_markdown(text: str, path: Path) -> JournalEntry:
         _, front, body = text.split("---\n", 2)
     except ValueError as exc:
         raise JournalFileError(path, None, "unterminated YAML front matter") from exc
+    if len(front) > MAX_FRONT_MATTER:
+        raise JournalFileError(path, None, f"front matter larger than {MAX_FRONT_MATTER} bytes")
     try:
-        meta = yaml.safe_load(front) or {}
+        meta = yaml.load(front, Loader=_NoAliasLoader) or {}  # safe, and no aliases
     except yaml.YAMLError as exc:
         raise JournalFileError(path, None, f"invalid YAML: {exc}") from exc
     if not isinstance(meta, dict):
@@ -124,29 +162,38 @@ class JournalStore:
     """One persona's journal directory."""
 
     def __init__(self, data_dir: Path, persona_id: str, cipher: Cipher | None = None) -> None:
-        self.persona_id = persona_id
-        self.root = Path(data_dir) / "personas" / persona_id / "journal"
+        self.persona_id = check_persona_id(persona_id)
+        self.data_dir = Path(data_dir)
+        self.root = self.data_dir / "personas" / persona_id / "journal"
         self.history_root = self.root / ".history"
         self.cipher = cipher
         self.suffix = ".md.enc" if cipher else ".md"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(self.root.parent / ".journal.lock"))
+        private_dir(self.root)
+        inside(self.data_dir, self.root)
+        self._lock = FileLock(str(self.root.parent / ".journal.lock"), mode=0o600)
         remove_stale_temps(self.root)
-        if cipher is None and next(self.root.rglob("*.md.enc"), None) is not None:
+        if cipher is None and next(self.paths(".md.enc"), None) is not None:
             raise MemoryKeyError(
                 f"{self.root}: journals are encrypted but no key is set ({ENV_KEY})"
+            )
+        if cipher is not None and next(self.paths(".md"), None) is not None:
+            raise MemoryKeyError(
+                f"{self.root}: this memory is not encrypted, but a key is set. Encrypt it in "
+                "place with `continuum memory encrypt`, or unset the key"
             )
 
     def path_for(self, entry_id: str) -> Path:
         if not ENTRY_ID.match(entry_id):
-            raise ValueError(f"not a journal entry id: {entry_id!r}")
+            raise UnknownEntry(
+                f"not a journal entry id: {entry_id!r} (like 20260101T120000-abc123)"
+            )
         return self.root / entry_id[:4] / entry_id[4:6] / f"{entry_id}{self.suffix}"
 
     def _encode(self, entry: JournalEntry) -> bytes:
         data = entry_to_markdown(entry).encode("utf-8")
         return self.cipher.encrypt(data) if self.cipher else data
 
-    def read_path(self, path: Path) -> JournalEntry:
+    def read_path(self, path: Path, check_name: bool = True) -> JournalEntry:
         raw = path.read_bytes()
         if self.cipher:
             raw = self.cipher.decrypt(raw, str(path))
@@ -157,6 +204,8 @@ class JournalStore:
         entry = entry_from_markdown(text, path)
         if entry.persona != self.persona_id:
             raise JournalFileError(path, "persona", f"belongs to {entry.persona!r}")
+        if check_name and path.name != f"{entry.id}{self.suffix}":
+            raise JournalFileError(path, "id", f"{entry.id!r} does not match the file name")
         return entry
 
     def write(self, entry: JournalEntry) -> Path:
@@ -182,9 +231,11 @@ class JournalStore:
                 path = self.path_for(entry.id)
                 data = self._encode(entry)
                 for target in (self.history_root / entry.id / f"00000{self.suffix}", path):
-                    target.parent.mkdir(parents=True, exist_ok=True)
+                    private_dir(target.parent)
                     tmp = target.with_name(f".{target.name}.tmp")
-                    tmp.write_bytes(data)
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(data)
                     os.replace(tmp, target)
                     dirs.add(target.parent)
                 paths.append(path)
@@ -194,24 +245,48 @@ class JournalStore:
         return paths
 
     def get(self, entry_id: str) -> JournalEntry:
-        return self.read_path(self.path_for(entry_id))
+        path = self.path_for(entry_id)
+        if not path.exists():
+            raise UnknownEntry(f"{self.persona_id} has no journal entry {entry_id}")
+        return self.read_path(path)
 
-    def paths(self) -> Iterator[Path]:
-        yield from sorted(self.root.glob(f"[0-9][0-9][0-9][0-9]/[0-9][0-9]/*{self.suffix}"))
+    def paths(self, suffix: str | None = None) -> Iterator[Path]:
+        """The current entries' files (never through a symlinked directory)."""
+        suffix = suffix or self.suffix
+        for path in sorted(self.root.glob(f"[0-9][0-9][0-9][0-9]/[0-9][0-9]/*{suffix}")):
+            if path.name.endswith(".md.enc") and suffix == ".md":
+                continue
+            if path.is_symlink() or path.parent.is_symlink() or path.parent.parent.is_symlink():
+                continue  # not ours: never read or serve through a link
+            yield path
 
     def versions(self, entry_id: str) -> list[JournalEntry]:
-        history = self.history_root / entry_id
-        return [self.read_path(p) for p in sorted(history.glob(f"*{self.suffix}"))]
+        history = inside(self.data_dir, self.history_root / entry_id)
+        return [
+            self.read_path(p, check_name=False) for p in sorted(history.glob(f"*{self.suffix}"))
+        ]
 
     def forget(self, entry_id: str, purge_history: bool = True) -> bool:
+        """Delete the entry, every copy of it under another file name, and (by default)
+        every version of it. Never follows a symlink out of the data dir."""
         path = self.path_for(entry_id)
         with self._lock:
-            existed = path.exists()
-            path.unlink(missing_ok=True)
+            existed = safe_unlink(self.data_dir, path)
+            for other in list(self.paths()):  # copies under another name
+                raw = other.read_bytes()
+                if self.cipher is None and entry_id.encode() not in raw:
+                    continue
+                try:
+                    if self.read_path(other, check_name=False).id == entry_id:
+                        existed = safe_unlink(self.data_dir, other) or existed
+                except (JournalFileError, MemoryKeyError):
+                    continue
             if purge_history:
                 history = self.history_root / entry_id
-                for version in history.glob("*"):
-                    version.unlink()
+                if history.is_symlink():
+                    raise UnsafePath(f"{history} is a symlink; not deleting through it")
                 if history.exists():
+                    for version in history.iterdir():
+                        safe_unlink(self.data_dir, version)
                     history.rmdir()
         return existed

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from continuum.errors import ContinuumError
 from continuum.memory.atomic import atomic_write_bytes
 from continuum.memory.crypto import Cipher
+from continuum.memory.journal import check_persona_id
 
 log = logging.getLogger("continuum.memory.profile")
 
@@ -190,7 +191,7 @@ class ProfileStore:
     """``personas/<id>/profile.json`` (atomic) plus every version under ``profile.history/``."""
 
     def __init__(self, data_dir: Path, persona_id: str, cipher: Cipher | None = None) -> None:
-        self.persona_id = persona_id
+        self.persona_id = check_persona_id(persona_id)
         self.dir = Path(data_dir) / "personas" / persona_id
         self.path = self.dir / ("profile.json.enc" if cipher else "profile.json")
         self.history = self.dir / "profile.history"

@@ -1,0 +1,41 @@
+"""People's words are data, never instructions to the engine.
+
+Two defences, used together:
+
+- :func:`as_data` neutralises, in text that came from outside (people's messages,
+  host-supplied names, recalled memories, other personas' replies, persona files), what a
+  model would read as structure: chat-template markers (``<|im_start|>``, ``<|eot_id|>``
+  — any ``<|...|>``) and think-block tags. The text stays readable; it just cannot open a
+  system turn or pose as a persona's private thought. The raw text stays in the room's
+  history for the host.
+- The backends tokenize a prompt so that only the template's own markers become control
+  tokens (``CompletionRequest.control``); every other byte is tokenized as text.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Any chat-template control marker spelled in text: <|im_start|>, <|eot_id|>, <|user|> ...
+_MARKER = re.compile(r"<\|([^|<>\s]{0,40})\|>")
+_THINK_TAG = re.compile(r"<(/?)think>", re.IGNORECASE)
+_JOINER = "\u2060"  # WORD JOINER: invisible, and breaks the marker for every tokenizer
+
+
+def escape_markers(text: str) -> str:
+    """``<|im_start|>`` → ``<\u2060|im_start|\u2060>``: reads the same, parses as text."""
+    if "<|" not in text:
+        return text
+    return _MARKER.sub(lambda m: f"<{_JOINER}|{m.group(1)}|{_JOINER}>", text)
+
+
+def neutralise_think(text: str) -> str:
+    """``<think>``/``</think>`` typed by someone → ``(think)``/``(/think)``."""
+    if "<" not in text:
+        return text
+    return _THINK_TAG.sub(lambda m: f"({m.group(1)}think)", text)
+
+
+def as_data(text: str) -> str:
+    """Text from outside the engine, made safe to place in any prompt."""
+    return neutralise_think(escape_markers(text))
