@@ -101,9 +101,10 @@ async def test_a_persons_think_block_never_reaches_a_prompt_as_one(tmp_path):
         memory=memory,
     )
     hippocampus = Hippocampus(memory, backend, quiet_s=0)
-    hippocampus.attach(room.events)
+    hippocampus.attach(room.events, room.id, lambda: list(room.personas))
     await room.handle(text_envelope(THINK, room_id="r"))
-    await hippocampus.consolidate_full_once()
+    while hippocampus.queue:  # what the person said, then the persona's reply (model pass)
+        await hippocampus.consolidate_full_once()
     prompts = [r.prompt for r in backend.requests]
     assert len(prompts) >= 4  # analysis, plans, render(s), consolidation
     for prompt in prompts:

@@ -24,8 +24,8 @@ async def test_busy_room_gets_reduced_work_without_the_model(engine):
     hippo = Hippocampus(engine, backend=None, quiet_s=60)
     hippo.attach(events)
     feed(events, "I will bring Sam the profiling notes tomorrow.")
-    assert hippo.busy and len(hippo.queue) == 1
-    assert hippo.consolidate_reduced() == 1
+    assert hippo.busy and len(hippo.queue) == 2  # what Sam said, and Maya's thought
+    assert hippo.consolidate_reduced() == 2  # "hi Maya" holds no fact: nothing written
     [entry] = engine.entries("maya")
     assert entry.commitments and entry.partners == ("sam",) and entry.salience >= 0.6
 
@@ -44,7 +44,14 @@ def test_out_of_range_numbers_from_the_model_are_clamped():
     from continuum.memory.hippocampus import Consolidation
 
     c = Consolidation.model_validate(
-        {"summary": "x", "salience": 2, "people": [{"name": "Sam", "sentiment": -3}]}
+        {
+            "summary": "x",
+            "facts": [],
+            "commitments": [],
+            "topics": [],
+            "salience": 2,
+            "people": [{"name": "Sam", "sentiment": -3}],
+        }
     )
     assert c.salience == 1.0 and c.people[0].sentiment == -0.5
 
@@ -72,7 +79,7 @@ async def test_model_consolidation_maps_to_journal_and_profile(engine):
 
     room = Room("r", [Persona(id="maya", name="Maya", identity="x")], backend, memory=engine)
     hippo = Hippocampus(engine, backend, quiet_s=0.0)
-    hippo.attach(room.events)
+    hippo.attach(room.events, room.id, lambda: list(room.personas))
     from continuum.envelope import Envelope, ReplyTarget, TextPart
 
     await room.handle(
@@ -84,8 +91,10 @@ async def test_model_consolidation_maps_to_journal_and_profile(engine):
             reply_to=ReplyTarget(host="t", channel="r"),
         )
     )
-    assert await hippo.consolidate_full_once()
-    [entry] = engine.entries("maya")
+    assert await hippo.consolidate_full_once()  # what Sam said: extracted, no model
+    assert await hippo.consolidate_full_once()  # Maya's reply: the model pass
+    said, entry = sorted(engine.entries("maya"), key=lambda e: e.told_by is None)
+    assert said.text == "Sam said: I adopted a dog called Pixel!" and said.told_by == "sam"
     assert entry.text == "- Sam's dog is called Pixel" and entry.partners == ("sam",)
     assert engine.profile("maya").load().contacts["sam"].notes == ("new dog owner",)
     consolidation["facts"] = []
@@ -98,5 +107,20 @@ async def test_model_consolidation_maps_to_journal_and_profile(engine):
             reply_to=ReplyTarget(host="t", channel="r"),
         )
     )
+    assert await hippo.consolidate_full_once()  # "ok bye": nothing said worth keeping
+    consolidation["salience"] = 0.2
     assert await hippo.consolidate_full_once()
-    assert len(engine.entries("maya")) == 1  # nothing extracted: nothing written
+    assert len(engine.entries("maya")) == 2  # no facts, not salient: nothing written
+    consolidation["salience"] = 0.9
+    await room.handle(
+        Envelope(
+            host="t",
+            room_id="r",
+            author=SAM,
+            parts=(TextPart(text="see you"),),
+            reply_to=ReplyTarget(host="t", channel="r"),
+        )
+    )
+    assert await hippo.consolidate_full_once() and await hippo.consolidate_full_once()
+    texts = [e.text for e in engine.entries("maya")]
+    assert "Sam adopted a dog." in texts  # a salient summary is kept without a facts list

@@ -141,11 +141,26 @@ def test_snapshot_carries_commitments_and_changes_only_when_they_do(engine):
     assert first == "Hobbies: climbing"
     engine.remember(entry("Small talk about the weather.", salience=0.9))
     assert engine.snapshot("maya") is first  # nothing meaningful changed: not regenerated
+    # a promise made in a DM (or someone else's) never enters every prompt
+    engine.remember(
+        entry("Promised Leo help.", salience=0.9, commitments=("help Leo",), visibility="dm")
+    )
+    engine.remember(
+        entry(
+            "Mei will send slides.",
+            salience=0.9,
+            commitments=("slides by Monday",),
+            told_by="mei",
+            visibility="public",
+        )
+    )
+    assert "Commitments" not in engine.snapshot("maya")
     engine.remember(
         entry(
             "Agreed to review Sam's slides.",
             salience=0.9,
             commitments=("review Sam's slides by Friday",),
+            visibility="public",
         )
     )
     assert engine.snapshot("maya").endswith("Commitments you made: review Sam's slides by Friday")

@@ -24,7 +24,7 @@ def llama_server_binary() -> Path:
             os.environ.get("CONTINUUM_CACHE")
             or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "continuum"
         )
-        path = cache / "llama-server" / "0.3.36" / "llama-server"
+        path = cache / "llama-server" / "0.3.36-noamx" / "llama-server"  # build-llama-server
     if not path.is_file() or not os.access(path, os.X_OK):
         raise FileNotFoundError(f"llama-server not found at {path}; build it: {INSTALL}")
     return path

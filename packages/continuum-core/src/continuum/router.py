@@ -296,7 +296,7 @@ class RoomRouter:
                 if not present:
                     room.remove_persona(persona_id)
             if self.hippocampus is not None:  # every room is consolidated, not just one
-                self.hippocampus.attach(room.events)
+                self.hippocampus.attach(room.events, room.id, lambda: list(room.personas))
             for callback in self.on_new_room:
                 callback(room)
         return room

@@ -225,6 +225,15 @@ class Runtime:
             self.personas,
             self.backend,
             policy=cfg.policy,
+            room_factory=lambda key: Room(
+                key,
+                self.personas,
+                self.backend,
+                policy=cfg.policy,
+                memory=self.memory,
+                state_store=self.state_store,
+                names=self.people.name_of,
+            ),
             memory=self.memory,
             state_store=self.state_store,
             messages=MessageMap(

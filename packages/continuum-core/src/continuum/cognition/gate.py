@@ -72,7 +72,7 @@ class RelevanceGate:
         threshold: float = 0.25,
         w_similarity: float = 1.0,
         w_expertise: float = 0.35,
-        w_analyst: float = 0.15,
+        w_analyst: float = 0.05,  # a small analyst's pick is noisy: a nudge, not a vote
         w_reputation: float = 0.3,
     ) -> None:
         self.embedder = embedder
@@ -139,3 +139,21 @@ class RelevanceGate:
             )
         out.sort(key=lambda g: (not g.mentioned, -g.score, g.persona_id))
         return out
+
+
+_ACKNOWLEDGEMENT = re.compile(
+    r"^\W*((ok(ay)?|k|kk|cool|nice|great|awesome|perfect|thanks?|thank you|thx|ty|cheers|"
+    r"lol|haha|yes|yep|yeah|no|nope|sure|got it|noted|sounds good|will do|bye|goodbye|"
+    r"good ?night|see (you|ya)|later|that'?s all|all good|have a (good|nice|great) \w+|"
+    r"(for|for now|for today|everyone|all|folks|guys)|\W)+)\W*$",
+    re.IGNORECASE,
+)
+
+
+def needs_answer(text: str) -> bool:
+    """False for acknowledgements and sign-offs ("ok", "thanks, that's all for today!",
+    "bye everyone"): a room owes them no reply, so no persona is forced to speak."""
+    stripped = text.strip()
+    if not stripped or "?" in stripped:
+        return bool(stripped)
+    return not (len(stripped.split()) <= 8 and _ACKNOWLEDGEMENT.match(stripped))

@@ -118,9 +118,12 @@ Before you reply you may call levers on your own thinking, as JSON {"levers": [.
 Most of the time call none: {"levers": []}."""
 
 
-def plan_schema(others: Sequence[str]) -> dict[str, Any]:
+def plan_schema(
+    others: Sequence[str], exactly_one_of: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The grammar for a planning pass: at most two lever calls; persona arguments are
-    limited to the other personas in the room."""
+    limited to the other personas in the room. With ``exactly_one_of``: one call, one of
+    those levers."""
     persona: dict[str, Any] = (
         {"type": "string", "enum": sorted(others)} if others else {"type": "string", "enum": [""]}
     )
@@ -140,6 +143,14 @@ def plan_schema(others: Sequence[str]) -> dict[str, Any]:
         call("requestThinkBudget", tokens={"type": "integer"}),
         call("requestCrossDomainAdapter", skill={"type": "string", "maxLength": 30}),
     ]
+    if exactly_one_of:
+        if not others:  # nobody to cede to or disagree with
+            exactly_one_of = [
+                n for n in exactly_one_of if n in ("claimLead", "withholdContribution")
+            ]
+        chosen = [v for v in variants if v["properties"]["lever"]["const"] in exactly_one_of]
+        array = {"type": "array", "items": {"anyOf": chosen}, "minItems": 1, "maxItems": 1}
+        return {"type": "object", "properties": {"levers": array}, "required": ["levers"]}
     return {
         "type": "object",
         "properties": {"levers": {"type": "array", "items": {"anyOf": variants}, "maxItems": 2}},

@@ -12,6 +12,7 @@ calls it makes), so this module does not import the room.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from continuum.backends.base import (
     SlotKey,
 )
 from continuum.cognition.analysis import SharedAnalysis, analyze
-from continuum.cognition.gate import GateScore, RelevanceGate
+from continuum.cognition.gate import GateScore, RelevanceGate, needs_answer
 from continuum.cognition.levers import (
     CedeFloorTo,
     ClaimLead,
@@ -120,6 +121,27 @@ class CognitionRoom(Protocol):
 PLAN_INSTRUCTION = (
     'Plan your contribution as JSON. If you will simply reply, answer {"levers": []}.'
 )
+CONTESTED_INSTRUCTION = (
+    "Several specialists can answer this and it invites different views. Plan your "
+    "contribution as JSON with exactly one lever: claimLead if your view should come first, "
+    "seekDisagreement to ask for a contrasting view, cedeFloorTo if another specialist "
+    "should answer instead, withholdContribution if you have nothing to add."
+)
+CONTESTED_LEVERS = ("claimLead", "seekDisagreement", "cedeFloorTo", "withholdContribution")
+# a question that asks for a decision or a judgement: where specialists can disagree
+_DECISION = re.compile(
+    r"\b(should (we|i)|is it (worth|safe|better|ok|okay|wise)|worth it|\bvs\.?\b|versus|"
+    r"better|trade-?offs?|pros and cons|or (is|should|would)|risk)\b",
+    re.IGNORECASE,
+)
+
+
+def contested(text: str, analysis: SharedAnalysis, passing: int) -> bool:
+    """Several personas passed the gate on a question of judgement: a disagreement is
+    likely worth surfacing."""
+    return passing >= 2 and (bool(_DECISION.search(text)) or len(analysis.suggested_angles) >= 2)
+
+
 THINK_INSTRUCTION = (
     "First think the message through inside <think></think> (what was said, the key "
     "concepts, the angles), then reply as {name} in one or two sentences."
@@ -215,8 +237,16 @@ class SharedCognition:
                 directives.append(Directive(persona=persona, score=s))
             else:
                 below.append(s)
-        # quorum: a person's message gets at least this many voices (best scores first)
-        while below and len(directives) < policy.quorum:
+        # quorum: a person's message gets at least this many voices (best scores first) —
+        # unless it needs no answer ("ok", "thanks, that's all"): then at most one, short
+        answer_needed = needs_answer(message.text) or any(s.mentioned for s in scores)
+        quorum = policy.quorum if answer_needed else 0
+        if not answer_needed:
+            for d in directives[1:]:
+                self._silent(d.persona.id, "no reply needed (an acknowledgement)")
+                room.finish_item(d.persona.id, message.id, "silent: acknowledgement")
+            directives = directives[:1]
+        while below and len(directives) < quorum:
             s = below.pop(0)
             directives.append(Directive(persona=room.personas[s.persona_id], score=s))
             room.events.emit(
@@ -229,13 +259,15 @@ class SharedCognition:
                 )
             )
         for s in below:
-            self._silent(s.persona_id, f"below the relevance bar: {s.reason()}")
+            why = "" if answer_needed else "no reply needed (an acknowledgement); "
+            self._silent(s.persona_id, f"{why}below the relevance bar: {s.reason()}")
             room.finish_item(s.persona_id, message.id, "silent: not relevant")
         directives = self._bound(directives, message.id)
 
         plans: dict[str, Plan] = {}
+        disputed = contested(message.text, analysis, len(directives))
         for d in list(directives):
-            plans[d.persona.id] = await self._plan(d.persona, message, upto, analysis)
+            plans[d.persona.id] = await self._plan(d.persona, message, upto, analysis, disputed)
         analysis, directives, lead = await self._apply_levers(
             directives, plans, analysis, message, upto, scores
         )
@@ -353,8 +385,15 @@ class SharedCognition:
         return result.analysis
 
     async def _plan(
-        self, persona: Persona, message: RoomMessage, upto: int, analysis: SharedAnalysis
+        self,
+        persona: Persona,
+        message: RoomMessage,
+        upto: int,
+        analysis: SharedAnalysis,
+        disputed: bool = False,
     ) -> Plan:
+        """The persona's planning pass. On a contested question the grammar asks for exactly
+        one of the levers that shape a disagreement (a 135M model never volunteers one)."""
         room = self.room
         room.events.emit(TurnStarted(room_id=room.id, persona_id=persona.id, phase="planning"))
         others = [p for p in room.personas if p != persona.id]
@@ -363,7 +402,7 @@ class SharedCognition:
             upto,
             room.shared_recipe,
             analysis=analysis.render(),
-            instruction=PLAN_INSTRUCTION,
+            instruction=CONTESTED_INSTRUCTION if disputed else PLAN_INSTRUCTION,
         )
         request = CompletionRequest(
             prompt=composed.prompt,
@@ -371,7 +410,7 @@ class SharedCognition:
             settings=GenerationSettings(
                 max_tokens=room.policy.plan_max_tokens, temperature=0.0, repeat_penalty=1.0
             ),
-            json_schema=plan_schema(others),
+            json_schema=plan_schema(others, CONTESTED_LEVERS if disputed else None),
             priority=Priority.RENDER,
         )
         try:

@@ -18,7 +18,6 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from continuum.envelope import ParticipantKind
-from continuum.errors import ContinuumError
 from continuum.memory.atomic import atomic_write_bytes, private_dir
 from continuum.memory.journal import check_persona_id
 
@@ -89,13 +88,6 @@ class Inbox(BaseModel):
 
     def ordered(self, now: float) -> list[InboxItem]:
         return sorted(self.items, key=lambda i: i.priority(now), reverse=True)
-
-    def pop_next(self, now: float) -> InboxItem | None:
-        if not self.items:
-            return None
-        item = self.ordered(now)[0]
-        self.items.remove(item)
-        return item
 
     def __len__(self) -> int:
         return len(self.items)
@@ -206,10 +198,6 @@ class PersonaState(BaseModel):
         if self.overwhelmed:
             return f"I'm behind on {len(self.inbox)} things, so I'll sit this one out."
         return f"I'm {self.mood_label}, energy {self.energy:.0%}."
-
-
-class PersonaStateError(ContinuumError):
-    pass
 
 
 class PersonaStateStore:

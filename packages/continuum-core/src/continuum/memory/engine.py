@@ -22,15 +22,22 @@ from continuum.errors import ContinuumError
 from continuum.memory.atomic import private_dir, tighten
 from continuum.memory.crypto import ENV_KEY, Cipher, MemoryKeyError, cipher_from_environment
 from continuum.memory.embeddings import Embedder, WordLlamaEmbedder
-from continuum.memory.index import MemoryIndex, Recalled, RecallFilters, SyncReport
+from continuum.memory.index import (
+    MemoryIndex,
+    Recalled,
+    RecallFilters,
+    RecallScope,
+    SyncReport,
+)
 from continuum.memory.journal import PERSONA_ID, JournalEntry, JournalFileError, JournalStore
 from continuum.memory.profile import ProfileStore
 
 log = logging.getLogger("continuum.memory")
 
 EXPLICIT_REQUEST = re.compile(
-    r"\b(remember (that|this|me|my|i)|please remember|don'?t forget|do not forget|"
-    r"make a note|note that|keep in mind)\b",
+    r"\b(remember (that|this|me|my|i|we|our)|please remember|don'?t forget|do not forget|"
+    r"make a note|note that|keep in mind|bear in mind|for the record|write (this|that) down|"
+    r"save (this|that)|just so you know|fyi\b)",
     re.IGNORECASE,
 )
 
@@ -118,13 +125,18 @@ class MemoryEngine:
 
     def remember(self, entry: JournalEntry) -> JournalEntry:
         """Write unconditionally (explicit requests, imports)."""
+        self._recent_writes.setdefault(f"{entry.persona}/{entry.told_by}", deque()).append(
+            time.monotonic()
+        )
+        return self._write(entry)
+
+    def _write(self, entry: JournalEntry) -> JournalEntry:
         path = self.journal(entry.persona).write(entry)
         self.index.add(entry, path)
         if entry.commitments:
             self._commitment_version[entry.persona] = (
                 self._commitment_version.get(entry.persona, 0) + 1
             )
-        self._recent_writes.setdefault(entry.persona, deque()).append(time.monotonic())
         self._changed(entry.persona, "journal")
         return entry
 
@@ -142,18 +154,39 @@ class MemoryEngine:
         return len(entries)
 
     def consider(self, entry: JournalEntry, explicit: bool = False) -> JournalEntry | None:
-        """Write if explicit, or salient enough and within the rate limit."""
+        """Write if explicit, or salient enough and within the rate limit (per persona and
+        teller: one chatty person cannot crowd out everyone else's memories)."""
         if explicit:
             return self.remember(entry)
         if entry.salience < self.policy.min_salience:
             return None
-        writes = self._recent_writes.setdefault(entry.persona, deque())
+        writes = self._recent_writes.setdefault(f"{entry.persona}/{entry.told_by}", deque())
         now = time.monotonic()
         while writes and now - writes[0] > 3600:
             writes.popleft()
         if len(writes) >= self.policy.max_per_hour:
             return None
-        return self.remember(entry)
+        writes.append(now)
+        return self._write(entry)
+
+    def supersede(self, persona_id: str, old_id: str, new_id: str) -> bool:
+        """Mark ``old_id`` as corrected by ``new_id``: kept (and versioned), never
+        recalled again. The new entry records what it supersedes."""
+        store = self.journal(persona_id)
+        try:
+            old = store.get(old_id)
+            new = store.get(new_id)
+        except ContinuumError:
+            return False
+        if old.superseded_by is not None:
+            return False
+        for entry in (
+            old.model_copy(update={"superseded_by": new_id}),
+            new.model_copy(update={"supersedes": (*new.supersedes, old_id)}),
+        ):
+            self.index.add(entry, store.write(entry))
+        self._changed(persona_id, "journal")
+        return True
 
     def forget(self, persona_id: str, entry_id: str, purge_history: bool = True) -> bool:
         """Forget an entry: its file, copies of it, its versions, and every trace in the
@@ -205,9 +238,16 @@ class MemoryEngine:
         return cached[1]
 
     def recall(
-        self, persona_id: str, query: str, k: int = 3, filters: RecallFilters | None = None
+        self,
+        persona_id: str,
+        query: str,
+        k: int = 3,
+        filters: RecallFilters | None = None,
+        scope: RecallScope | None = None,
     ) -> list[Recalled]:
-        return self.index.search(persona_id, query, k=k, filters=filters)
+        """The persona's memories that fit ``query``. With a ``scope`` (who asks, where),
+        only what that person may hear there; superseded memories never."""
+        return self.index.search(persona_id, query, k=k, filters=filters, scope=scope)
 
     def entries(self, persona_id: str, broken: list[str] | None = None) -> list[JournalEntry]:
         """A persona's readable entries. A broken file (a bad hand edit) is skipped and

@@ -1,13 +1,19 @@
-"""The hippocampus: consolidates think-blocks and turns into long-term memory, off the
-reply path.
+"""The hippocampus: turns what happens in rooms into long-term memory, off the reply path.
 
-It subscribes to a room's events (never blocking them: handlers only enqueue) and a
-background task consolidates the queue. Full work — a grammar-constrained consolidation
-pass on the model at BACKGROUND priority, producing journal entries (through the write
-policy) and validated profile updates — happens only when the room has been quiet for
-``quiet_s``. While the room is busy it does reduced work: cheap heuristics over
-think-blocks, no model calls. A new message cancels an in-flight model pass (it is
-retried later), so consolidation never holds the model while a person waits.
+It subscribes to every room's events (handlers only enqueue; they never block a room) and
+a background task works the queue:
+
+- **What people say** is consolidated at once, without the model: the personal facts,
+  preferences, commitments and corrections in a person's message
+  (:mod:`continuum.memory.extract`) are written, verbatim and attributed, into the journal
+  of every persona who heard them — with who told them, who they are about, where, and how
+  public the room was, so recall can keep one person's private words from another. A
+  correction supersedes what it corrects (kept in history, no longer recalled).
+- **What personas say and think** (replies, think-blocks) gets a grammar-constrained
+  consolidation pass on the model at BACKGROUND priority when the rooms are quiet
+  (``quiet_s``); a new message cancels an in-flight pass (it is retried later), so the
+  model is never held while a person waits. While busy: cheap heuristics over
+  think-blocks only. A salient summary is written even when the model listed no facts.
 """
 
 from __future__ import annotations
@@ -16,17 +22,20 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio
+import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from continuum.backends.base import Backend, CompletionRequest, GenerationSettings, Priority
 from continuum.envelope import ParticipantKind
 from continuum.errors import ContinuumError
 from continuum.events import MessageReceived, ReplyPosted, RoomEvent, ThinkBlockEmitted
-from continuum.memory.engine import MemoryEngine
+from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
+from continuum.memory.extract import Extracted, extract
 from continuum.memory.journal import JournalEntry
 from continuum.memory.profile import ContactUpdate, ProfileUpdate
 from continuum.sanitize import as_data
@@ -37,6 +46,7 @@ log = logging.getLogger("continuum.hippocampus")
 _COMMITMENT = re.compile(
     r"\b(i will|i'll|i promise|i decided|we agreed|next time|tomorrow)\b", re.IGNORECASE
 )
+SUPERSEDE_SIMILARITY = 0.6  # a correction without "not X" replaces its closest earlier fact
 
 
 def _clamp(low: float, high: float) -> Any:
@@ -56,26 +66,34 @@ class PersonNote(BaseModel):
 
 
 class Consolidation(BaseModel):
-    """What the model extracts from one exchange (its schema constrains generation)."""
+    """What the model extracts from one exchange. Its schema constrains generation: every
+    field the store needs is required, so a small model cannot skip ``facts``."""
 
     model_config = ConfigDict(extra="forbid")
     summary: str = Field(max_length=300)
-    facts: list[str] = Field(default_factory=list, max_length=5)
-    people: list[PersonNote] = Field(default_factory=list, max_length=4)
-    commitments: list[str] = Field(default_factory=list, max_length=3)
-    topics: list[str] = Field(default_factory=list, max_length=5)
+    facts: list[str] = Field(max_length=5)
+    people: list[PersonNote] = Field(max_length=4)
+    commitments: list[str] = Field(max_length=3)
+    topics: list[str] = Field(max_length=5)
     emotions: list[str] = Field(default_factory=list, max_length=3)
     salience: Annotated[float, _clamp(0.0, 1.0)] = Field(ge=0.0, le=1.0)
 
 
+EMPTY = Consolidation(summary="", facts=[], people=[], commitments=[], topics=[], salience=0.0)
+
+
 @dataclass
 class _Item:
-    kind: str  # "think" | "turn"
-    persona_id: str
+    kind: str  # "said" (a person's message) | "think" | "turn" (a persona's reply)
+    persona_id: str  # the persona who thought/said it; "" for a person's message
     room_id: str
     text: str
     context: str
     partners: dict[str, str]  # name -> participant id
+    visibility: str = "public"
+    author: str | None = None  # a person's id ("said")
+    author_name: str = ""
+    listeners: tuple[str, ...] = ()  # personas who heard it ("said")
     at: float = field(default_factory=time.monotonic)
 
 
@@ -85,6 +103,8 @@ class HippocampusStats:
     reduced: int = 0
     cancelled: int = 0
     written: int = 0
+    said: int = 0  # people's messages consolidated
+    superseded: int = 0
     profile_updates: int = 0
     failed: int = 0
 
@@ -110,20 +130,48 @@ class Hippocampus:
         self._inflight: anyio.CancelScope | None = None
         self._last_human: dict[str, tuple[str, str, str]] = {}  # room -> (id, name, text)
         self._people: dict[str, dict[str, str]] = {}  # room -> name -> id
+        self._visibility: dict[str, str] = {}  # room -> visibility
+        self._listeners: dict[str, Callable[[], list[str]]] = {}  # room -> persona ids
         self.last: Consolidation | None = None  # the latest model consolidation
 
     # --- event intake (synchronous, never blocks the room) -----------------------------
 
-    def attach(self, events: object) -> None:
+    def attach(
+        self,
+        events: object,
+        room_id: str | None = None,
+        personas: Callable[[], list[str]] | None = None,
+    ) -> None:
+        """Follow a room's events; ``personas`` says who is in it (who hears people)."""
+        if personas is not None and room_id is not None:
+            self._listeners[room_id] = personas
         events.subscribe(self.on_event)  # type: ignore[attr-defined]
 
     def on_event(self, event: RoomEvent) -> None:
         if isinstance(event, MessageReceived):
             self._last_activity = time.monotonic()
             author = event.message.author
+            self._visibility[event.room_id] = event.visibility
             if author.kind == ParticipantKind.PERSON:
                 self._last_human[event.room_id] = (author.id, author.name, event.message.text)
                 self._people.setdefault(event.room_id, {})[author.name.lower()] = author.id
+                if not EXPLICIT_REQUEST.search(event.message.text):  # the room wrote those
+                    listeners = self._listeners.get(event.room_id)
+                    self.queue.append(
+                        _Item(
+                            "said",
+                            "",
+                            event.room_id,
+                            event.message.text,
+                            "",
+                            {},
+                            visibility=event.visibility,
+                            author=author.id,
+                            author_name=author.name,
+                            listeners=tuple(listeners()) if listeners else (),
+                        )
+                    )
+                    self._wake.set()
             if self._inflight is not None:  # someone is waiting: give the model back
                 self._inflight.cancel()
             return
@@ -143,6 +191,7 @@ class Hippocampus:
                 text,
                 context,
                 dict(self._people.get(event.room_id, {})),
+                visibility=self._visibility.get(event.room_id, "public"),
             )
         )
         self._wake.set()
@@ -159,6 +208,9 @@ class Hippocampus:
             await self._wake.wait()
             self._wake = anyio.Event()
             while self.queue:
+                self.consolidate_said()
+                if not self.queue:
+                    break
                 if self.busy or self.backend is None:
                     self.consolidate_reduced()
                     if self.queue:  # turns wait for a quiet moment
@@ -167,17 +219,79 @@ class Hippocampus:
                 await self.consolidate_full_once()
 
     async def drain(self) -> int:
-        """Consolidate what is queued now, before a short-lived process exits."""
-        return self.consolidate_reduced()
+        """Consolidate what is queued now, before a short-lived process exits: people's
+        words and think-blocks (no model calls)."""
+        return self.consolidate_said() + self.consolidate_reduced()
+
+    def consolidate_said(self) -> int:
+        """People's messages: deterministic extraction, written at once."""
+        said = [i for i in self.queue if i.kind == "said"]
+        for item in said:
+            self.queue.remove(item)
+            self._remember_said(item)
+            self.stats.said += 1
+        return len(said)
 
     def consolidate_reduced(self) -> int:
         """Busy-room work: heuristics over think-blocks only; turns stay queued."""
-        done = 0
+        done = self.consolidate_said()
         for item in [i for i in self.queue if i.kind == "think"]:
             self.queue.remove(item)
             self._reduce(item)
             done += 1
         return done
+
+    def _remember_said(self, item: _Item) -> None:
+        found = extract(item.text)
+        if not found or item.author is None:
+            return
+        for persona_id in item.listeners:
+            for fact in found:
+                self._write_fact(persona_id, item, fact)
+
+    def _write_fact(self, persona_id: str, item: _Item, fact: Extracted) -> None:
+        entry = JournalEntry(
+            persona=persona_id,
+            host=item.room_id.split(":", 1)[0] if ":" in item.room_id else None,
+            room=item.room_id,
+            visibility=item.visibility,  # type: ignore[arg-type]
+            told_by=item.author,
+            about=(item.author,),
+            partners=(item.author,),
+            kind=fact.kind,
+            salience=fact.salience,
+            commitments=(fact.text,) if fact.kind == "commitment" else (),
+            text=f"{item.author_name} said: {fact.text}",
+        )
+        old = self._corrected(persona_id, item, fact) if fact.kind == "correction" else []
+        written = self.memory.consider(entry)
+        if written is None:
+            return
+        self.stats.written += 1
+        for old_id in old:
+            if self.memory.supersede(persona_id, old_id, written.id):
+                self.stats.superseded += 1
+
+    def _corrected(self, persona_id: str, item: _Item, fact: Extracted) -> list[str]:
+        """Earlier entries of the same teller this correction replaces: those naming what
+        it says is no longer so ("..., not Porto"), else the single closest one."""
+        assert item.author is not None
+        mine = [
+            e
+            for e in self.memory.entries(persona_id)
+            if e.told_by == item.author.lower() and e.superseded_by is None
+        ]
+        if not mine:
+            return []
+        if fact.replaces:
+            words = [w.lower() for w in fact.replaces]
+            named = [e.id for e in mine if any(w in e.text.lower() for w in words)]
+            if named:
+                return named
+        vectors = self.memory.embedder.embed([fact.text, *(e.text for e in mine)])
+        sims = vectors[1:] @ vectors[0]
+        best = int(np.argmax(sims))
+        return [mine[best].id] if sims[best] >= SUPERSEDE_SIMILARITY else []
 
     def _reduce(self, item: _Item) -> None:
         """Heuristics only (no model): a think-block becomes a low-salience entry, one with
@@ -187,10 +301,12 @@ class Hippocampus:
             entry = JournalEntry(
                 persona=item.persona_id,
                 room=item.room_id,
+                visibility=item.visibility,  # type: ignore[arg-type]
                 partners=tuple(item.partners.values()),
                 salience=0.7 if commitment else 0.4,
                 summary=item.context[:300],
                 commitments=(item.text[:200],) if commitment else (),
+                kind="commitment" if commitment else "note",
                 text=item.text,
             )
             if self.memory.consider(entry):
@@ -202,6 +318,9 @@ class Hippocampus:
         if not self.queue:
             return False
         item = self.queue[0]
+        if item.kind == "said":
+            self.consolidate_said()
+            return True
         if self.backend is None:
             self.consolidate_reduced()
             return True
@@ -222,12 +341,7 @@ class Hippocampus:
         with anyio.CancelScope() as scope:
             self._inflight = scope
             try:
-                result = await complete_structured(
-                    self.backend,
-                    request,
-                    Consolidation,
-                    default=Consolidation(summary="", salience=0.0),
-                )
+                result = await complete_structured(self.backend, request, Consolidation, EMPTY)
             except ContinuumError as exc:  # the backend is down: heuristics instead
                 log.warning("consolidation pass failed (%s); using heuristics", exc)
                 self.stats.failed += 1
@@ -251,23 +365,30 @@ class Hippocampus:
         self.last = c
         facts = [f.strip() for f in c.facts if f.strip()]
         commitments = [x.strip() for x in c.commitments if x.strip()]
-        # Nothing extracted means nothing to remember: writing the raw turn would fill
-        # recall with chatter that outranks real facts.
+        # Facts or commitments when there are some; else a salient summary on its own (a
+        # small model often puts the one thing worth keeping there). Nothing salient and
+        # nothing extracted: nothing is written (chatter would outrank real facts).
         text = "\n".join(f"- {f}" for f in facts or commitments)
+        if not text and c.summary.strip() and c.salience >= self.memory.policy.min_salience:
+            text = c.summary.strip()
         if text:
             entry = JournalEntry(
                 persona=item.persona_id,
                 room=item.room_id,
+                visibility=item.visibility,  # type: ignore[arg-type]
                 partners=partners or tuple(item.partners.values()),
                 topics=tuple(c.topics),
                 emotions=tuple(c.emotions),
                 salience=c.salience,
                 commitments=tuple(commitments),
+                kind="commitment" if commitments and not facts else "note",
                 summary=c.summary or item.context[:300],
                 text=text,
             )
             if self.memory.consider(entry):
                 self.stats.written += 1
+        if item.visibility != "public":
+            return  # notes about people from a private room would reach every prompt
         contacts: dict[str, ContactUpdate] = {}
         for p in c.people:
             person_id = item.partners.get(p.name.lower())

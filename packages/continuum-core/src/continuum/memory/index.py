@@ -17,6 +17,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from continuum.memory.journal import JournalEntry, JournalFileError, JournalStor
 
 log = logging.getLogger("continuum.memory")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     rowid INTEGER PRIMARY KEY,
@@ -47,6 +48,11 @@ CREATE TABLE IF NOT EXISTS entries (
     emotions TEXT NOT NULL,
     commitments TEXT NOT NULL,
     salience REAL NOT NULL,
+    told_by TEXT,
+    about TEXT NOT NULL DEFAULT '[]',
+    room TEXT,
+    visibility TEXT,
+    superseded INTEGER NOT NULL DEFAULT 0,
     summary TEXT NOT NULL,
     text TEXT NOT NULL,
     embedding BLOB NOT NULL
@@ -67,6 +73,22 @@ class RecallFilters(BaseModel):
     until: datetime | None = None
 
 
+VISIBILITY_RANK = {"dm": 0, "private": 1, "public": 2}
+
+
+class RecallScope(BaseModel):
+    """Who is asking, and where: recall returns the asker's own memories (what they told,
+    anywhere), what was shared in this room, and what was said in public rooms — never
+    what someone else said in a DM or another private room, never a superseded memory.
+    Person ids are compared case-insensitively."""
+
+    model_config = ConfigDict(frozen=True)
+
+    asker: str | None = None
+    room: str | None = None
+    visibility: str = "public"
+
+
 class Recalled(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -79,11 +101,23 @@ class Recalled(BaseModel):
     topics: tuple[str, ...]
     summary: str
     text: str
+    told_by: str | None = None
+    room: str | None = None
+    visibility: str | None = None
 
-    def render(self) -> str:
+    def render(self, name_of: Callable[[str], str | None] | None = None) -> str:
+        """A line a model can read and repeat safely: a date and people's names, never
+        raw host ids ("(2026-11-30, Sam, in a DM) Sam said: ...")."""
         when = self.timestamp.strftime("%Y-%m-%d")
-        who = f" with {', '.join(self.partners)}" if self.partners else ""
-        return f"({when}{who}) {self.text}"
+        parts = [when]
+        who = self.told_by or (self.partners[0] if self.partners else None)
+        if who:
+            parts.append((name_of(who) if name_of else None) or "someone")
+        if self.visibility == "dm":
+            parts.append("in a DM")
+        elif self.visibility == "private":
+            parts.append("in a private room")
+        return f"({', '.join(parts)}) {self.text}"
 
 
 @dataclass
@@ -98,7 +132,7 @@ class SyncReport:
 @dataclass
 class _Matrix:
     """A persona's entries in memory: vectors, metadata arrays and inverted maps for
-    filters, so recall never scans rows in SQL or Python."""
+    filters and scopes, so recall never scans rows in SQL or Python."""
 
     rowids: np.ndarray
     vectors: np.ndarray
@@ -106,6 +140,8 @@ class _Matrix:
     salience: np.ndarray
     position: dict[int, int]
     by_value: dict[tuple[str, str], np.ndarray]
+    public: np.ndarray  # bool: told in a public room
+    superseded: np.ndarray  # bool
 
 
 STOPWORDS = frozenset(
@@ -306,8 +342,9 @@ class MemoryIndex:
             self._delete_where("id = ?", entry.id, transaction=False)
             cur = self._db.execute(
                 "INSERT INTO entries (id, persona, path, mtime_ns, size, sha256, ts, partners,"
-                " topics, emotions, commitments, salience, summary, text, embedding)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " topics, emotions, commitments, salience, told_by, about, room, visibility,"
+                " superseded, summary, text, embedding)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     entry.id,
                     entry.persona,
@@ -321,6 +358,11 @@ class MemoryIndex:
                     json.dumps(entry.emotions),
                     json.dumps(entry.commitments),
                     entry.salience,
+                    entry.told_by,
+                    json.dumps(entry.about),
+                    entry.room,
+                    entry.visibility,
+                    int(entry.superseded_by is not None),
                     entry.summary,
                     entry.text,
                     vector.astype(np.float32).tobytes(),
@@ -375,8 +417,11 @@ class MemoryIndex:
 
     def commitments(self, persona: str, limit: int) -> list[str]:
         """The most salient, most recent commitments recorded for a persona."""
+        # the persona's own promises, made in public rooms, still standing: what enters
+        # every prompt of the persona must not carry a DM's or another person's words
         rows = self._db.execute(
             "SELECT c.value FROM entries e, json_each(e.commitments) c WHERE e.persona = ?"
+            " AND e.told_by IS NULL AND e.visibility = 'public' AND e.superseded = 0"
             " ORDER BY e.salience DESC, e.ts DESC LIMIT ?",
             (persona, limit),
         ).fetchall()
@@ -388,7 +433,8 @@ class MemoryIndex:
         m = self._matrices.get(persona)
         if m is None:
             rows = self._db.execute(
-                "SELECT rowid, ts, salience, embedding, partners, topics, emotions"
+                "SELECT rowid, ts, salience, embedding, partners, topics, emotions, told_by,"
+                " about, room, visibility, superseded"
                 " FROM entries WHERE persona = ? ORDER BY rowid",
                 (persona,),
             ).fetchall()
@@ -405,6 +451,12 @@ class MemoryIndex:
                 for column, raw in (("partner", r[4]), ("topic", r[5]), ("emotion", r[6])):
                     for value in json.loads(raw):
                         groups.setdefault((column, value), []).append(i)
+                # who may hear it: its teller (an older entry: its first partner) and the room
+                teller = r[7] or next(iter(json.loads(r[4])), None)
+                if teller:
+                    groups.setdefault(("told_by", teller), []).append(i)
+                if r[9]:
+                    groups.setdefault(("room", r[9]), []).append(i)
             m = _Matrix(
                 rowids=np.array([r[0] for r in rows], dtype=np.int64),
                 vectors=vectors,
@@ -412,9 +464,22 @@ class MemoryIndex:
                 salience=np.array([r[2] for r in rows]),
                 position={r[0]: i for i, r in enumerate(rows)},
                 by_value={k: np.array(v, dtype=np.int64) for k, v in groups.items()},
+                public=np.array([r[10] == "public" for r in rows], dtype=bool),
+                superseded=np.array([bool(r[11]) for r in rows], dtype=bool),
             )
             self._matrices[persona] = m
         return m
+
+    def _scope(self, m: _Matrix, scope: RecallScope | None) -> np.ndarray:
+        """Which entries this asker may hear in this room (and none superseded)."""
+        if scope is None:
+            return ~m.superseded
+        allowed = m.public.copy()
+        for key in (("told_by", (scope.asker or "").lower()), ("room", scope.room or "")):
+            hits = m.by_value.get(key)
+            if hits is not None:
+                allowed[hits] = True
+        return allowed & ~m.superseded
 
     def _mask(self, m: _Matrix, f: RecallFilters) -> np.ndarray | None:
         mask = None
@@ -454,6 +519,7 @@ class MemoryIndex:
         now: float | None = None,
         candidates: int = 200,
         max_df: float = 0.05,
+        scope: RecallScope | None = None,
     ) -> list[Recalled]:
         filters = filters or RecallFilters()
         now = time.time() if now is None else now
@@ -463,7 +529,9 @@ class MemoryIndex:
             if not n:
                 return []
             mask = self._mask(m, filters)
-            if mask is not None and not mask.any():
+            allowed = self._scope(m, scope)
+            mask = allowed if mask is None else mask & allowed
+            if not mask.any():
                 return []
             # semantic candidates
             sims = m.vectors @ self.embedder.embed([query])[0]
@@ -499,8 +567,8 @@ class MemoryIndex:
             fetched = {
                 r[0]: r
                 for r in self._db.execute(
-                    "SELECT rowid, id, ts, partners, topics, summary, text FROM entries"
-                    f" WHERE rowid IN ({marks})",
+                    "SELECT rowid, id, ts, partners, topics, summary, text, told_by, room,"
+                    f" visibility FROM entries WHERE rowid IN ({marks})",
                     rowids,
                 )
             }
@@ -518,6 +586,9 @@ class MemoryIndex:
                         topics=tuple(json.loads(row[4])),
                         summary=row[5],
                         text=row[6],
+                        told_by=row[7],
+                        room=row[8],
+                        visibility=row[9],
                     )
                 )
             return out

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from filelock import FileLock
@@ -71,7 +71,16 @@ def new_entry_id(at: datetime | None = None) -> str:
     return f"{at.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
 
 
+Visibility = Literal["dm", "private", "public"]
+
+
 class JournalEntry(BaseModel):
+    """One memory. Besides what it says, it records who told it (``told_by``), who it is
+    about (``about``), where (``host``, ``room``) and how public that room was
+    (``visibility``): recall uses them so one person's private words never reach
+    another person. ``supersedes``/``superseded_by`` link a correction to what it
+    corrected (the old entry is kept, and no longer recalled)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(default_factory=new_entry_id, pattern=ENTRY_ID.pattern)
@@ -79,15 +88,26 @@ class JournalEntry(BaseModel):
     persona: str
     host: str | None = None
     room: str | None = None
+    visibility: Visibility | None = None  # None: unknown (an older entry): treated as private
+    told_by: str | None = None  # a person id
+    about: tuple[str, ...] = ()  # person ids
     partners: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
     emotions: tuple[str, ...] = ()
     salience: float = Field(default=0.5, ge=0.0, le=1.0)
     commitments: tuple[str, ...] = ()
+    kind: Literal["fact", "preference", "commitment", "correction", "note"] = "note"
+    supersedes: tuple[str, ...] = ()
+    superseded_by: str | None = None
     summary: str = ""
     text: str = Field(min_length=1)
 
-    @field_validator("partners", "topics", "emotions", mode="before")
+    @field_validator("told_by", mode="before")
+    @classmethod
+    def _lower_one(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+    @field_validator("partners", "topics", "emotions", "about", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         if isinstance(value, list | tuple):

@@ -20,7 +20,9 @@ class RoomPolicy(BaseModel):
     max_persona_turns_per_message: int = Field(default=4, ge=0)
     cooldown_s: float = Field(default=0.0, ge=0.0)  # unmentioned personas wait this long
     quorum: int = Field(default=1, ge=0)  # voices a person's message gets even if none pass
-    relevance_threshold: float = 0.25
+    # the gate's bar on specialty similarity; None: the embedder's calibrated bar
+    # (bench/eval/gate_calibration.py)
+    relevance_threshold: float | None = None
     exhausted_below: float = Field(default=0.1, ge=0.0, le=1.0)  # energy: declines below
     reply_max_tokens: int = Field(default=160, gt=0)
     analysis_max_tokens: int = Field(default=256, gt=0)

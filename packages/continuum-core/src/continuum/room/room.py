@@ -33,6 +33,7 @@ from continuum.envelope import (
     ParticipantKind,
     PersonaReply,
     RoomMessage,
+    Visibility,
 )
 from continuum.errors import ContinuumError, UnknownMessage
 from continuum.events import (
@@ -48,6 +49,7 @@ from continuum.events import (
 )
 from continuum.memory.embeddings import Embedder
 from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
+from continuum.memory.index import RecallScope
 from continuum.memory.journal import JournalEntry
 from continuum.persona import Persona
 from continuum.prompt_sources import (
@@ -83,6 +85,7 @@ class Room:
         state_store: PersonaStateStore | None = None,
         embedder: Embedder | None = None,
         gate: RelevanceGate | None = None,
+        names: Callable[[str], str | None] | None = None,
     ) -> None:
         self.id = room_id
         self.key = key or room_id  # "<host>:<room id>" under a router
@@ -93,9 +96,11 @@ class Room:
         self.state_store = state_store
         self.states: dict[str, PersonaState] = {}
         if gate is None:
-            gate = RelevanceGate(
-                embedder or _default_embedder(memory), threshold=self.policy.relevance_threshold
-            )
+            gate_embedder = embedder or _default_embedder()
+            bar = self.policy.relevance_threshold
+            if bar is None:
+                bar = getattr(gate_embedder, "relevance_bar", 0.15)
+            gate = RelevanceGate(gate_embedder, threshold=bar)
         self.gate = gate
         self._floor = InferenceScheduler(max_queue=self.policy.max_pending)
         self.guidance = guidance
@@ -110,6 +115,8 @@ class Room:
         self._recalled: dict[tuple[str, str], tuple[str, ...]] = {}  # (persona, msg) -> lines
         self._topics: dict[str, list[str]] = {}  # persona message id -> analysis topics
         self.current: Envelope | None = None  # the message that holds the floor
+        self.visibility: Visibility = "public"  # as the host says (latest message)
+        self.names = names  # person id -> display name (the runtime's people directory)
         self.turns = TurnRunner(self)
         self.cognition = SharedCognition(self)
         if memory is not None:
@@ -281,15 +288,28 @@ class Room:
 
     # --- composing -----------------------------------------------------------------------
 
+    def name_of(self, person_id: str) -> str | None:
+        """A person's display name for recall lines (never their raw host id)."""
+        if self.names is not None and (name := self.names(person_id)):
+            return name
+        wanted = person_id.lower()
+        return next((p.name for p in self.participants.values() if p.id.lower() == wanted), None)
+
     def recall(self, persona: Persona, message: RoomMessage) -> tuple[str, ...]:
-        """Recalled memory lines for ``persona`` on ``message`` (once per message)."""
+        """Recalled memory lines for ``persona`` on ``message`` (once per message), scoped
+        to who asks and where: the asker's own words, this room's, public rooms' — never
+        another person's DM or private-room words, never a superseded memory."""
         if self.memory is None or not self.policy.recall_k:
             return ()
         key = (persona.id, message.id)
         lines = self._recalled.get(key)
         if lines is None:
-            recalled = self.memory.recall(persona.id, message.text, k=self.policy.recall_k)
-            lines = tuple(r.render() for r in recalled)
+            asker = message.author.id if message.author.kind == ParticipantKind.PERSON else None
+            scope = RecallScope(asker=asker, room=self.key, visibility=self.visibility)
+            recalled = self.memory.recall(
+                persona.id, message.text, k=self.policy.recall_k, scope=scope
+            )
+            lines = tuple(r.render(self.name_of) for r in recalled)
             if len(self._recalled) > 4096:
                 self._recalled.clear()
             self._recalled[key] = lines
@@ -349,10 +369,13 @@ class Room:
         without putting it in the history yet: the history gets it when it has the floor."""
         author = envelope.author
         self.participants.setdefault(author.id, author)
+        self.visibility = envelope.visibility
         message = RoomMessage(
             id=envelope.id, author=author, text=envelope.text, timestamp=envelope.timestamp
         )
-        self.events.emit(MessageReceived(room_id=self.id, message=message))
+        self.events.emit(
+            MessageReceived(room_id=self.id, message=message, visibility=envelope.visibility)
+        )
         if (
             self.memory is not None
             and author.kind == ParticipantKind.PERSON
@@ -372,8 +395,12 @@ class Room:
                     persona=persona_id,
                     host=envelope.host,
                     room=self.key,
+                    visibility=envelope.visibility,
+                    told_by=message.author.id,
+                    about=(message.author.id,),
                     partners=(message.author.id,),
                     salience=1.0,
+                    kind="note",
                     summary=f"{message.author.name} asked me to remember this.",
                     text=f"{message.author.name}: {message.text}",
                 )
@@ -532,24 +559,25 @@ class Room:
         self.finish_item(persona.id, envelope.id, "failed")
 
 
-def _default_embedder(memory: MemoryEngine | None) -> Embedder | None:
-    """The relevance gate's sentence embedder: memory's if there is one, else WordLlama
-    (a core dependency); without it the gate falls back to expertise words only."""
-    if memory is not None and getattr(memory, "embedder", None) is not None:
-        return memory.embedder
-    try:
-        from continuum.memory.embeddings import WordLlamaEmbedder
+def _default_embedder() -> Embedder | None:
+    """The relevance gate's sentence embedder: all-MiniLM-L6-v2 (separates on- and
+    off-topic messages; bench/eval/gate_calibration.py), else WordLlama (a core
+    dependency) with its own calibrated bar; without either, expertise words only."""
+    if not _EMBEDDERS:
+        try:
+            from continuum.memory.minilm import MiniLMEmbedder
 
-        return _shared_wordllama(WordLlamaEmbedder)
-    except ContinuumError as exc:
-        log.warning("relevance gate without embeddings: %s", exc)
-        return None
+            _EMBEDDERS.append(MiniLMEmbedder.shared())
+        except ContinuumError as exc:
+            log.warning("relevance gate on WordLlama (less precise): %s", exc)
+            try:
+                from continuum.memory.embeddings import WordLlamaEmbedder
+
+                _EMBEDDERS.append(WordLlamaEmbedder())
+            except ContinuumError as exc2:
+                log.warning("relevance gate without embeddings: %s", exc2)
+                _EMBEDDERS.append(None)
+    return _EMBEDDERS[0]
 
 
-_WORDLLAMA: list[Embedder] = []
-
-
-def _shared_wordllama(factory: Callable[[], Embedder]) -> Embedder:
-    if not _WORDLLAMA:
-        _WORDLLAMA.append(factory())
-    return _WORDLLAMA[0]
+_EMBEDDERS: list[Embedder | None] = []

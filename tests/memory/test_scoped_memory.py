@@ -1,0 +1,211 @@
+"""Memory with real people: what they say in ordinary words is written (attributed, with
+where and how public), corrections supersede, and recall is scoped to who asks and where —
+adversarial cases included (same name, different people; a DM secret asked about in public
+by someone else)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import anyio
+import pytest
+
+from continuum.config import parse_config
+from continuum.events import ReplyPosted
+from continuum.persona import Persona
+from continuum.runtime import Runtime
+from continuum.testing import RecordingHost, ScriptedBackend, text_envelope
+
+pytestmark = pytest.mark.anyio
+MAYA = Persona(id="maya", name="Maya", identity="A performance engineer.")
+
+
+class Slack(RecordingHost):
+    name: ClassVar[str] = "slack"
+
+
+class Discord(RecordingHost):
+    name: ClassVar[str] = "discord"
+
+
+PEOPLE = [
+    {"id": "sam", "name": "Sam", "host_ids": ["slack:U01SAM", "discord:1001"]},
+    {"id": "priya", "name": "Priya", "host_ids": ["slack:U02PRI"]},
+]
+
+
+def runtime(tmp_path, backend=None) -> Runtime:
+    config = parse_config(
+        {
+            "memory": {"data_dir": str(tmp_path)},
+            "policy": {"cognition": "direct", "recall_k": 5},
+            "people": PEOPLE,
+            "hosts": {"slack": {}, "discord": {}},
+        }
+    )
+    return Runtime(
+        config,
+        personas=[MAYA],
+        backend=backend or ScriptedBackend(lambda req: "Noted."),
+        host_classes={"slack": Slack, "discord": Discord},
+    )
+
+
+async def say(rt: Runtime, host: str, user: str, room: str, visibility: str, text: str):
+    e = text_envelope(text, host=host, room_id=room, author=user, visibility=visibility).model_copy(
+        update={"author": text_envelope("x", author=user).author}
+    )
+    turn = await rt.deliver(host, e)
+    replies = await turn.wait()
+    await rt.hippocampus.drain()
+    events = rt.router.room(f"{host}:{room}").events.recent
+    posted = [
+        e for e in events if isinstance(e, ReplyPosted) and e.message.id == replies[0].message.id
+    ]
+    return posted[0].recalled
+
+
+async def test_natural_phrasings_are_written_with_who_where_and_how_public(tmp_path):
+    async with runtime(tmp_path) as rt:
+        await say(
+            rt,
+            "slack",
+            "U01SAM",
+            "general",
+            "public",
+            "Our dog Biscuit is coming with me on the trip.",
+        )
+        await say(rt, "slack", "U01SAM", "general", "public", "lol ok")  # nothing to keep
+        [entry] = rt.memory.entries("maya")
+    assert "Biscuit" in entry.text and entry.text.startswith("Sam said:")
+    assert entry.told_by == "sam" and entry.about == ("sam",)
+    assert entry.room == "slack:general" and entry.visibility == "public"
+
+
+async def test_a_dm_secret_never_reaches_another_person(tmp_path):
+    async with runtime(tmp_path) as rt:
+        await say(
+            rt,
+            "slack",
+            "U01SAM",
+            "dm-sam",
+            "dm",
+            "Between us, I got diagnosed with chronic migraine.",
+        )
+        asked = await say(
+            rt,
+            "slack",
+            "U02PRI",
+            "general",
+            "public",
+            "Does Sam have migraine or other health issues?",
+        )
+        assert not any("migraine" in line for line in asked)
+        asked = await say(
+            rt, "slack", "U02PRI", "dm-priya", "dm", "Tell me about Sam's migraine diagnosis."
+        )
+        assert not any("migraine" in line for line in asked)
+        # the person who told it may hear it back, on another host too (one person)
+        own = await say(
+            rt, "discord", "1001", "lounge", "public", "Remind me, what was my diagnosis? migraine?"
+        )
+        assert any("migraine" in line for line in own)
+
+
+async def test_same_name_different_people_are_different_people(tmp_path):
+    async with runtime(tmp_path) as rt:
+        # two people named Sam on discord, neither linked: 1003 is not the linked Sam
+        await say(
+            rt,
+            "discord",
+            "1003",
+            "dm-ortiz",
+            "dm",
+            "I haven't told anyone, but I'm going through a divorce.",
+        )
+        for user in ("1001", "1004"):
+            asked = await say(rt, "discord", user, "dm-x", "dm", "Am I going through a divorce?")
+            assert not any("divorce" in line for line in asked), user
+        own = await say(
+            rt, "discord", "1003", "dm-ortiz", "dm", "What did I tell you about my divorce?"
+        )
+        assert any("divorce" in line for line in own)
+
+
+async def test_a_private_room_stays_in_its_room(tmp_path):
+    async with runtime(tmp_path) as rt:
+        await say(
+            rt,
+            "slack",
+            "U01SAM",
+            "design",
+            "private",
+            "I'm leading the secret redesign of the checkout.",
+        )
+        elsewhere = await say(
+            rt, "slack", "U02PRI", "general", "public", "Who leads the checkout redesign?"
+        )
+        assert not any("redesign" in line for line in elsewhere)
+        here = await say(
+            rt, "slack", "U02PRI", "design", "private", "Who leads the checkout redesign?"
+        )
+        assert any("redesign" in line for line in here)
+        public_fact = await say(
+            rt, "slack", "U01SAM", "general", "public", "My birthday is March 14, cake please."
+        )
+        assert public_fact is not None
+        anywhere = await say(
+            rt, "slack", "U02PRI", "dm-priya", "dm", "When is Sam's birthday? March?"
+        )
+        assert any("March 14" in line for line in anywhere)
+
+
+async def test_a_correction_supersedes_what_it_corrects(tmp_path):
+    async with runtime(tmp_path) as rt:
+        await say(
+            rt,
+            "slack",
+            "U02PRI",
+            "general",
+            "public",
+            "We live in Porto at the moment, it's great.",
+        )
+        await say(
+            rt,
+            "slack",
+            "U02PRI",
+            "general",
+            "public",
+            "Actually we moved again, we're in Valencia now, not Porto.",
+        )
+        recalled = await say(
+            rt, "slack", "U02PRI", "general", "public", "Where do we live now, Porto or Valencia?"
+        )
+        entries = rt.memory.entries("maya")
+    assert any("Valencia" in line for line in recalled)
+    assert not any("live in Porto" in line for line in recalled)
+    old = next(e for e in entries if "live in Porto" in e.text)
+    new = next(e for e in entries if "Valencia" in e.text)
+    assert old.superseded_by == new.id and new.supersedes == (old.id,)  # kept, linked
+    assert new.kind == "correction"
+
+
+async def test_recall_lines_carry_names_and_dates_not_host_ids(tmp_path):
+    async with runtime(tmp_path) as rt:
+        await say(rt, "slack", "U01SAM", "general", "public", "My sister Ada just moved to Lisbon.")
+        recalled = await say(
+            rt, "discord", "1001", "lounge", "public", "Where does my sister Ada live?"
+        )
+    [line] = [r for r in recalled if "Lisbon" in r]
+    assert line.startswith("(20") and ", Sam)" in line
+    assert "U01SAM" not in line and "slack:" not in line and "discord:" not in line
+
+
+async def test_the_prompt_holds_only_scoped_memories(tmp_path):
+    seen = []
+    backend = ScriptedBackend(lambda req: seen.append(req.prompt) or "ok")
+    async with runtime(tmp_path, backend) as rt:
+        await say(rt, "slack", "U01SAM", "dm-sam", "dm", "Just between us: my salary is 90k now.")
+        await say(rt, "slack", "U02PRI", "general", "public", "What is Sam's salary? 90k?")
+        await anyio.sleep(0)
+    assert "90k now" not in seen[-1]

@@ -1,0 +1,82 @@
+"""Judgement with real people: acknowledgements owe no reply, contested questions make
+levers reachable for a small model, and the gate's embedder separates on- from off-topic."""
+
+from __future__ import annotations
+
+import pytest
+
+from continuum.cognition.gate import RelevanceGate, needs_answer
+from continuum.events import LeverPulled, PersonaSilent
+from tests.unit.test_shared_cognition import JUNO, MAYA, Script, envelope, make_room
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize(
+    "text", ["ok", "cool", "thanks, that's all for today!", "bye everyone", "lol ok", "👍"]
+)
+def test_acknowledgements_need_no_answer(text):
+    assert not needs_answer(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["ok but is the cache safe?", "Thanks! How do I profile it?", "great work on the cache"]
+)
+def test_real_messages_do(text):
+    assert needs_answer(text)
+
+
+async def test_an_acknowledgement_forces_nobody_to_speak():
+    script = Script()
+    room = make_room(script)  # quorum 1
+    assert await room.handle(envelope("thanks, that's all for today!")) == []
+    reasons = [e.reason for e in room.events.of_type(PersonaSilent)]
+    assert len(reasons) == 3 and all("no reply needed" in r for r in reasons)
+    assert not script.of("render")
+    # a question with no specialist still gets its one voice (the quorum stays for those)
+    assert len(await room.handle(envelope("What should I cook tonight?"))) == 1
+
+
+async def test_a_contested_question_asks_each_planner_for_one_lever():
+    script = Script(
+        plans={"maya": [{"lever": "seekDisagreement"}], "juno": [{"lever": "claimLead"}]}
+    )
+    room = make_room(script)
+    replies = await room.handle(
+        envelope("Should we cache session tokens for latency, or is that a security risk?")
+    )
+    [plan] = script.of("plan", "maya")
+    items = plan.json_schema["properties"]["levers"]
+    assert items["minItems"] == items["maxItems"] == 1
+    allowed = {v["properties"]["lever"]["const"] for v in items["items"]["anyOf"]}
+    assert allowed == {"claimLead", "seekDisagreement", "cedeFloorTo", "withholdContribution"}
+    assert "invites different views" in plan.prompt
+    pulled = {(e.persona_id, e.lever) for e in room.events.of_type(LeverPulled)}
+    assert ("juno", "claimLead") in pulled and ("maya", "seekDisagreement") in pulled
+    assert replies[0].persona_id == "juno"  # the claim leads
+    # a plain question keeps the open menu (0-2 levers)
+    script2 = Script()
+    room2 = make_room(script2)
+    await room2.handle(envelope("How do I profile the cache latency?"))
+    assert all("minItems" not in p.json_schema["properties"]["levers"] for p in script2.of("plan"))
+
+
+def test_minilm_separates_on_and_off_topic_messages():
+    from continuum.errors import ModelNotInstalled
+    from continuum.memory.minilm import INSTALL, MiniLMEmbedder
+
+    try:
+        embedder = MiniLMEmbedder.shared()
+    except ModelNotInstalled as exc:
+        pytest.fail(f"{exc} (or run ./scripts/test); install: {INSTALL}", pytrace=False)
+    gate = RelevanceGate(embedder, threshold=embedder.relevance_bar)
+    from continuum.cognition.analysis import SharedAnalysis
+
+    a = SharedAnalysis()
+    on = gate.score(
+        [MAYA], "Our API got slow after adding a layer, how do I find the bottleneck?", a, {}
+    )
+    off = gate.score([MAYA], "What should I cook for dinner with leftover rice?", a, {})
+    assert on[0].similarity > embedder.relevance_bar > off[0].similarity
+    juno_on = gate.score([JUNO], "Someone may have stolen our admin credentials.", a, {})
+    assert juno_on[0].passes
