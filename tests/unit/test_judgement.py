@@ -80,3 +80,14 @@ def test_minilm_separates_on_and_off_topic_messages():
     assert on[0].similarity > embedder.relevance_bar > off[0].similarity
     juno_on = gate.score([JUNO], "Someone may have stolen our admin credentials.", a, {})
     assert juno_on[0].passes
+
+
+async def test_a_lever_handing_the_floor_to_a_persona_that_does_not_fit_is_refused():
+    script = Script(plans={"juno": [{"lever": "cedeFloorTo", "persona": "otto"}]})
+    room = make_room(script, lever_fit=0.5)  # the default
+    replies = await room.handle(envelope("password attack?"))
+    assert [r.persona_id for r in replies] == ["juno"]  # juno still answers
+    [(who, lever, effect)] = [
+        (e.persona_id, e.lever, e.effect) for e in room.events.of_type(LeverPulled)
+    ]
+    assert (who, lever) == ("juno", "cedeFloorTo") and effect.startswith("refused: otto")

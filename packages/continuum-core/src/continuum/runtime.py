@@ -181,6 +181,9 @@ class _Services:
     async def submit(self, event: HostEvent) -> CommandResult | None:
         return await self.runtime.submit(self.host, event)
 
+    async def remember_context(self, envelope: Envelope) -> None:
+        await self.runtime.remember_context(self.host, envelope)
+
     def watch(self, room_id: str, callback: Callable[[Any], None]) -> Callable[[], None]:
         room = self.runtime.router.room(RoomRouter.key(self.host, room_id))
         return room.events.subscribe(callback)
@@ -473,6 +476,25 @@ class Runtime:
                 del self.turns[key]
         self._tg.start_soon(self._answer, self.hosts[host], turn)
         return turn
+
+    async def remember_context(self, host: str, envelope: Envelope) -> None:
+        """A message the platform already had, into its room's history (no turn)."""
+        if envelope.host != host:
+            raise MalformedEvent(f"host {host!r} delivered an envelope of {envelope.host!r}")
+        envelope = envelope.model_copy(update={"author": self.person(host, envelope.author)})
+        room = self.router.room(RoomRouter.key(host, envelope.room_id))
+        if any(m.id == envelope.id for m in room.history):
+            return
+        if envelope.host_message_id:
+            self.router.messages.record(
+                host,
+                envelope.host_message_id,
+                room.key,
+                envelope.id,
+                envelope.author.id,
+                envelope.author.kind == ParticipantKind.PERSONA,
+            )
+        room.receive(envelope)
 
     def _shed(self, turn: Turn, reason: str) -> Turn:
         e = turn.envelope

@@ -130,8 +130,8 @@ CONTESTED_INSTRUCTION = (
 CONTESTED_LEVERS = ("claimLead", "seekDisagreement", "cedeFloorTo", "withholdContribution")
 # a question that asks for a decision or a judgement: where specialists can disagree
 _DECISION = re.compile(
-    r"\b(should (we|i)|is it (worth|safe|better|ok|okay|wise)|worth it|\bvs\.?\b|versus|"
-    r"better|trade-?offs?|pros and cons|or (is|should|would)|risk)\b",
+    r"\b(should (we|i)\b[^?]*\bor\b|is it (worth|safe|better|wise)|worth it|\bvs\.?\b|"
+    r"versus|better than|trade-?offs?|pros and cons|or (is|should|would) (it|that|we)|risk)",
     re.IGNORECASE,
 )
 
@@ -436,6 +436,15 @@ class SharedCognition:
         deeper_done = False
         score_of = {s.persona_id: s for s in scores}
 
+        def plausible(target: str) -> bool:
+            """A lever that hands the floor to someone is honoured when that persona fits
+            the message at least somewhat (``lever_fit`` of the bar, the analyst's pick, a
+            mention): a small model's planning pass otherwise cedes to whoever it names."""
+            s = score_of.get(target)
+            if s is None:
+                return False
+            return s.mentioned or s.picked_by_analyst or s.score >= policy.lever_fit * s.bar
+
         def invite(target: str, by: str, disagree: bool = False) -> str:
             if target in by_id:
                 if disagree:
@@ -471,6 +480,18 @@ class SharedCognition:
                     room.finish_item(persona_id, message.id, "withheld")
                     self._lever(persona_id, message.id, call, "silent this message")
                     break
+                if isinstance(call, CedeFloorTo | InviteSpecialist) and not plausible(call.persona):
+                    target = score_of.get(call.persona)
+                    fit = (
+                        f"score {target.score:.2f} vs bar {target.bar:.2f}" if target else "unknown"
+                    )
+                    self._lever(
+                        persona_id,
+                        message.id,
+                        call,
+                        f"refused: {call.persona} does not fit this message ({fit})",
+                    )
+                    continue
                 if isinstance(call, CedeFloorTo):
                     by_id.pop(persona_id, None)
                     directives.remove(d)

@@ -15,6 +15,7 @@ depends on a small, stable surface.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -22,6 +23,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol, runtime_checkabl
 from pydantic import BaseModel, ConfigDict, Field
 
 from continuum.envelope import Envelope, Participant, PersonaReply, ReplyTarget
+from continuum.errors import ConfigError
 
 Markup = Literal["plain", "markdown", "slack_mrkdwn", "discord_markdown", "html"]
 
@@ -50,6 +52,17 @@ class HostConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = True
+
+    def secret(self, field: str) -> str:
+        """The value of the environment variable a ``*_env`` field names (a clear error
+        naming both when it is not set)."""
+        var = getattr(self, field)
+        value = os.environ.get(var, "") if var else ""
+        if not value:
+            raise ConfigError(
+                "continuum.toml", f"{field}", f"environment variable {var or '(none)'} is not set"
+            )
+        return value
 
 
 class ReplyStart(BaseModel):
@@ -215,6 +228,11 @@ class HostServices(Protocol):
 
     async def submit(self, event: HostEvent) -> CommandResult | None:
         """Reactions, edits, deletions, commands, joins/leaves (and messages)."""
+        ...
+
+    async def remember_context(self, envelope: Envelope) -> None:
+        """Put a message into its room's history without a turn: context the platform
+        already had (a thread's parent message, backfill after a restart)."""
         ...
 
     def watch(self, room_id: str, callback: Callable[[Any], None]) -> Callable[[], None]:

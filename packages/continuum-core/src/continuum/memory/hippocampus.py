@@ -36,6 +36,7 @@ from continuum.errors import ContinuumError
 from continuum.events import MessageReceived, ReplyPosted, RoomEvent, ThinkBlockEmitted
 from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
 from continuum.memory.extract import Extracted, extract
+from continuum.memory.index import RecallScope
 from continuum.memory.journal import JournalEntry
 from continuum.memory.profile import ContactUpdate, ProfileUpdate
 from continuum.sanitize import as_data
@@ -276,22 +277,25 @@ class Hippocampus:
         """Earlier entries of the same teller this correction replaces: those naming what
         it says is no longer so ("..., not Porto"), else the single closest one."""
         assert item.author is not None
+        teller = item.author.lower()
+        query = " ".join([fact.text, *fact.replaces])
+        scope = RecallScope(asker=teller, room=item.room_id, visibility=item.visibility)
         mine = [
-            e
-            for e in self.memory.entries(persona_id)
-            if e.told_by == item.author.lower() and e.superseded_by is None
+            r
+            for r in self.memory.recall(persona_id, query, k=20, scope=scope)
+            if r.told_by == teller
         ]
         if not mine:
             return []
         if fact.replaces:
             words = [w.lower() for w in fact.replaces]
-            named = [e.id for e in mine if any(w in e.text.lower() for w in words)]
+            named = [r.entry_id for r in mine if any(w in r.text.lower() for w in words)]
             if named:
                 return named
-        vectors = self.memory.embedder.embed([fact.text, *(e.text for e in mine)])
+        vectors = self.memory.embedder.embed([fact.text, *(r.text for r in mine)])
         sims = vectors[1:] @ vectors[0]
         best = int(np.argmax(sims))
-        return [mine[best].id] if sims[best] >= SUPERSEDE_SIMILARITY else []
+        return [mine[best].entry_id] if sims[best] >= SUPERSEDE_SIMILARITY else []
 
     def _reduce(self, item: _Item) -> None:
         """Heuristics only (no model): a think-block becomes a low-salience entry, one with

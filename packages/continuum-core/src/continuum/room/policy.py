@@ -28,6 +28,9 @@ class RoomPolicy(BaseModel):
     analysis_max_tokens: int = Field(default=256, gt=0)
     plan_max_tokens: int = Field(default=64, gt=0)
     max_think_budget: int = Field(default=256, ge=0)
+    # cedeFloorTo / inviteSpecialist are honoured when the target's relevance score is at
+    # least this fraction of the bar (or it was mentioned or picked by the analysis)
+    lever_fit: float = Field(default=0.5, ge=0.0)
     # on a parallel backend the others start once the lead has streamed this many deltas
     build_on_after_tokens: int = Field(default=16, ge=1)
     recall_k: int = Field(default=3, ge=0)

@@ -1,0 +1,83 @@
+"""Slack events in continuum's terms: which room, how public, who is addressed.
+
+A channel is a room; a thread is its own room (``<channel>:<thread ts>``); a DM is a room
+with one person. Personas share one bot user, so their names are not @-mentionable:
+a persona is addressed by its name in the text ("Maya, ..."), by
+``/continuum ask <persona> ...``, or by replying in a thread that persona started.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from continuum.envelope import Visibility
+from continuum.hosts.base import PersonaCard
+
+_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(\|[^>]*)?>")
+_LINK = re.compile(r"<(https?://[^|>]+)(\|([^>]+))?>")
+
+
+def room_of(channel: str, thread_ts: str | None = None, ts: str | None = None) -> str:
+    """The room a message belongs to: its thread if it is a reply in one."""
+    if thread_ts and thread_ts != ts:
+        return f"{channel}:{thread_ts}"
+    return channel
+
+
+def visibility_of(channel: str, channel_type: str | None = None) -> Visibility:
+    kind = channel_type or {"D": "im", "G": "group"}.get(channel[:1], "channel")
+    if kind == "im":
+        return "dm"
+    if kind in ("mpim", "group", "private_channel"):
+        return "private"
+    return "public"
+
+
+def message_id(channel: str, ts: str) -> str:
+    """The host message id continuum maps: unique across channels."""
+    return f"{channel}:{ts}"
+
+
+def clean_text(text: str, bot_user_id: str | None, names: dict[str, str]) -> str:
+    """Slack markup to plain words: the bot's own mention dropped, other users' mentions
+    as @name, links as their text."""
+
+    def user(m: re.Match[str]) -> str:
+        if m.group(1) == bot_user_id:
+            return ""
+        return "@" + names.get(m.group(1), m.group(1))
+
+    text = _USER_MENTION.sub(user, text)
+    text = _LINK.sub(lambda m: m.group(3) or m.group(1), text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+
+
+def addressed(text: str, personas: Sequence[PersonaCard]) -> tuple[str, ...]:
+    """Personas named in the text, as whole words ("Maya, ...", "thanks Maya", "@maya")."""
+    found = []
+    for p in personas:
+        for name in {p.name, p.id}:
+            if re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text, re.IGNORECASE):
+                found.append(p.id)
+                break
+    return tuple(dict.fromkeys(found))
+
+
+def file_notes(files: Sequence[dict[str, Any]] | None) -> list[str]:
+    """What a persona is told about files shared in a message (the multimodal path, when
+    it lands, will send images and audio to models that take them)."""
+    notes = []
+    for f in files or ():
+        name = f.get("name") or f.get("title") or "a file"
+        mime = str(f.get("mimetype") or "")
+        kind = (
+            "an image"
+            if mime.startswith("image/")
+            else "audio"
+            if mime.startswith("audio/")
+            else "a file"
+        )
+        notes.append(f"(shared {kind}: {name} — you cannot open it here)")
+    return notes

@@ -1,0 +1,471 @@
+"""SlackHost: continuum's personas in a Slack workspace, through slack_bolt.
+
+Inbound (Events API over signed HTTP, or Socket Mode): messages in channels, threads and
+DMs, app mentions, edits and deletions, reactions, and the ``/continuum`` command become
+envelopes and host events; bots' messages are context only, and the app's own posts never
+come back (Bolt drops the app's own events). Outbound: each persona posts under its own
+name and avatar (``chat:write.customize``) into the thread of the message it answers,
+streamed (see :mod:`continuum_slack.sink`). While the room thinks, the person's message
+wears a reaction (``thinking_reaction``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+import anyio
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from continuum.envelope import Envelope, Participant, ParticipantKind, ReplyTarget, TextPart
+from continuum.hosts.base import (
+    CommandEvent,
+    DeleteEvent,
+    EditEvent,
+    HostAdapter,
+    HostCapabilities,
+    HostConfig,
+    HostServices,
+    ReactionEvent,
+    ReplySink,
+    ReplyStart,
+)
+from continuum_slack.config import SlackConfig
+from continuum_slack.events import (
+    addressed,
+    clean_text,
+    file_notes,
+    message_id,
+    room_of,
+    visibility_of,
+)
+from continuum_slack.sink import SlackReplySink
+
+log = logging.getLogger("continuum.slack")
+
+IGNORED_SUBTYPES = {
+    "channel_join",
+    "channel_leave",
+    "channel_topic",
+    "channel_purpose",
+    "channel_name",
+    "channel_archive",
+    "channel_unarchive",
+    "group_join",
+    "group_leave",
+    "pinned_item",
+    "unpinned_item",
+    "ekm_access_denied",
+}
+
+
+class _Seen:
+    """A bounded set: Slack retries events and sends a mention as two events."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._items: OrderedDict[str, None] = OrderedDict()
+        self.size = size
+
+    def add(self, key: str) -> bool:
+        """True if ``key`` is new."""
+        if key in self._items:
+            return False
+        self._items[key] = None
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return True
+
+
+class SlackHost(HostAdapter):
+    name: ClassVar[str] = "slack"
+    capabilities: ClassVar[HostCapabilities] = HostCapabilities(
+        threads=True,
+        edits=True,
+        reactions=True,
+        typing=True,
+        streaming=True,
+        max_message_chars=3900,
+        markup="slack_mrkdwn",
+    )
+    config_model: ClassVar[type[HostConfig]] = SlackConfig
+    config: SlackConfig
+
+    def __init__(self, services: HostServices, config: HostConfig | None = None) -> None:
+        super().__init__(services, config)
+        cfg = self.config
+        token = cfg.secret("bot_token_env")
+        self.client = AsyncWebClient(
+            token=token,
+            base_url=cfg.api_url or AsyncWebClient.BASE_URL,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=5),  # honours Retry-After
+                AsyncServerErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+        http = cfg.mode == "http"
+        self.app = AsyncApp(
+            client=self.client,  # carries the bot token
+            signing_secret=cfg.secret("signing_secret_env") if http else None,
+            request_verification_enabled=http,  # signature + timestamp, else 401
+            process_before_response=False,  # ack within Slack's 3 s, work afterwards
+        )
+        self.bot_user_id: str | None = None
+        self.team_id: str | None = None
+        self.port: int | None = None
+        self.ready = anyio.Event()
+        self._seen_events = _Seen()
+        self._seen_messages = _Seen()
+        self._names: dict[str, str] = {}
+        self._threads: dict[tuple[str, str], str] = {}  # (channel, thread ts) -> persona
+        self._known_rooms: set[str] = set()
+        self._authors: OrderedDict[str, str] = OrderedDict()  # envelope id -> Slack user
+        self._last_post: dict[str, float] = {}
+        self._streaming = cfg.stream != "update"
+        self._listen()
+
+    # --- transports ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        info = await self.client.auth_test()
+        self.bot_user_id, self.team_id = info.get("user_id"), info.get("team_id")
+        if self.config.mode == "socket":
+            await self._run_socket_mode()
+        else:
+            await self._run_http()
+
+    async def _run_http(self) -> None:
+        app = self.app.web_app(path=self.config.path, port=self.config.port)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.host, self.config.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+        log.info(
+            "Slack Events API on http://%s:%s%s", self.config.host, self.port, self.config.path
+        )
+        self.ready.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await runner.cleanup()
+
+    async def _run_socket_mode(self) -> None:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        handler = AsyncSocketModeHandler(
+            self.app, self.config.secret("app_token_env"), web_client=self.client
+        )
+        await handler.connect_async()
+        log.info("Slack Socket Mode connected")
+        self.ready.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await handler.close_async()
+
+    async def aclose(self) -> None:
+        session = getattr(self.client, "session", None)
+        if session is not None and not session.closed:
+            await session.close()
+
+    # --- outbound ---------------------------------------------------------------------------
+
+    async def open_reply(self, start: ReplyStart) -> ReplySink:
+        return SlackReplySink(self, start)
+
+    async def typing(self, reply_to: ReplyTarget, persona_id: str | None) -> None:
+        """The shared analysis is running: the person's message wears a reaction."""
+        if persona_id is None and self.config.thinking_reaction and reply_to.message_id:
+            try:
+                await self.client.reactions_add(
+                    channel=reply_to.channel,
+                    timestamp=reply_to.message_id,
+                    name=self.config.thinking_reaction,
+                )
+            except SlackApiError as exc:
+                if exc.response.get("error") != "already_reacted":
+                    log.debug("thinking reaction failed: %s", exc)
+
+    async def _done_thinking(self, reply_to: ReplyTarget, turn: Any) -> None:
+        await turn.wait()
+        if self.config.thinking_reaction and reply_to.message_id:
+            # never added (no analysis ran) or already gone: fine
+            with contextlib.suppress(SlackApiError):
+                await self.client.reactions_remove(
+                    channel=reply_to.channel,
+                    timestamp=reply_to.message_id,
+                    name=self.config.thinking_reaction,
+                )
+
+    def reply_mode(self) -> str:
+        if self.config.stream == "off":
+            return "off"
+        return "stream" if self._streaming else "update"
+
+    def streaming_unavailable(self) -> None:
+        if self.config.stream == "auto":
+            self._streaming = False
+
+    def recipient(self, start: ReplyStart) -> str | None:
+        return self._authors.get(start.in_reply_to)
+
+    def remember_thread(self, channel: str, thread_ts: str | None, persona_id: str) -> None:
+        """The first persona to post in a thread 'started' it: replies there address it."""
+        if thread_ts:
+            self._threads.setdefault((channel, thread_ts), persona_id)
+
+    async def pace(self, channel: str) -> None:
+        """At most one new message per channel per ``post_interval_s``."""
+        wait = self._last_post.get(channel, 0.0) + self.config.post_interval_s - time.monotonic()
+        self._last_post[channel] = time.monotonic() + max(0.0, wait)
+        if wait > 0:
+            await anyio.sleep(wait)
+
+    # --- inbound ----------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        app = self.app
+
+        @app.event("message")
+        async def on_message(event: dict, body: dict) -> None:
+            await self._on_message(event, body)
+
+        @app.event("app_mention")
+        async def on_mention(event: dict, body: dict) -> None:
+            await self._on_message(event, body)
+
+        @app.event("reaction_added")
+        async def on_reaction_added(event: dict, body: dict) -> None:
+            await self._on_reaction(event, body, removed=False)
+
+        @app.event("reaction_removed")
+        async def on_reaction_removed(event: dict, body: dict) -> None:
+            await self._on_reaction(event, body, removed=True)
+
+        @app.command(self.config.command)
+        async def on_command(ack: Any, command: dict, respond: Any) -> None:
+            await ack()
+            text = await self._on_command(command)
+            if text:
+                await respond(text=text, response_type="ephemeral")
+
+    def _fresh(self, body: dict) -> bool:
+        event_id = body.get("event_id")
+        return event_id is None or self._seen_events.add(event_id)
+
+    async def name_of(self, user: str) -> str:
+        if user not in self._names:
+            try:
+                info = (await self.client.users_info(user=user))["user"]
+                profile = info.get("profile") or {}
+                self._names[user] = (
+                    profile.get("display_name") or info.get("real_name") or info.get("name") or user
+                )
+            except SlackApiError:
+                self._names[user] = user
+        return self._names[user]
+
+    async def _on_message(self, event: dict, body: dict) -> None:
+        if not self._fresh(body):
+            return
+        subtype = event.get("subtype")
+        channel = event.get("channel")
+        if not channel or subtype in IGNORED_SUBTYPES:
+            return
+        if subtype == "message_changed":
+            edited = event.get("message") or {}
+            if edited.get("ts") and not edited.get("bot_id"):
+                text = clean_text(edited.get("text", ""), self.bot_user_id, self._names)
+                await self.services.submit(
+                    EditEvent(
+                        host=self.name,
+                        room_id=room_of(channel, edited.get("thread_ts"), edited["ts"]),
+                        host_message_id=message_id(channel, edited["ts"]),
+                        text=text,
+                        author=Participant(id=edited.get("user", "unknown"), name="someone"),
+                    )
+                )
+            return
+        if subtype == "message_deleted":
+            if event.get("deleted_ts"):
+                await self.services.submit(
+                    DeleteEvent(
+                        host=self.name,
+                        room_id=channel,
+                        host_message_id=message_id(channel, event["deleted_ts"]),
+                    )
+                )
+            return
+        ts = event.get("ts")
+        if not ts or not self._seen_messages.add(f"{channel}:{ts}"):
+            return  # a mention arrives as two events: message and app_mention
+        thread_ts = event.get("thread_ts")
+        room = room_of(channel, thread_ts, ts)
+        if room != channel and room not in self._known_rooms:
+            await self._thread_context(channel, thread_ts, ts)
+        self._known_rooms.add(room)
+        text = clean_text(event.get("text") or "", self.bot_user_id, self._names)
+        parts = [TextPart(text=t) for t in (text, *file_notes(event.get("files"))) if t]
+        if not parts:
+            return
+        is_bot = bool(event.get("bot_id")) or subtype == "bot_message"
+        user = event.get("user") or event.get("bot_id") or "unknown"
+        author = Participant(
+            id=user,
+            name=(event.get("username") or "a bot") if is_bot else await self.name_of(user),
+            kind=ParticipantKind.BOT if is_bot else ParticipantKind.PERSON,
+        )
+        personas = self.services.personas()
+        mentions = addressed(text, personas)
+        owner = self._threads.get((channel, thread_ts)) if thread_ts else None
+        if not mentions and owner:
+            mentions = (owner,)
+        reply_to = ReplyTarget(
+            host=self.name, channel=channel, thread=thread_ts or ts, message_id=ts
+        )
+        envelope = Envelope(
+            host=self.name,
+            room_id=room,
+            author=author,
+            parts=tuple(parts),
+            mentions=mentions,
+            reply_to=reply_to,
+            host_message_id=message_id(channel, ts),
+            visibility=visibility_of(channel, event.get("channel_type")),
+        )
+        if is_bot:  # other bots are context, never a trigger (cascade policy)
+            await self.services.remember_context(envelope)
+            return
+        self._authors[envelope.id] = user
+        while len(self._authors) > 2048:
+            self._authors.popitem(last=False)
+        turn = await self.services.deliver(envelope)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._done_thinking, reply_to, turn)
+
+    async def _thread_context(self, channel: str, thread_ts: str, ts: str) -> None:
+        """A thread is its own room; it starts with the thread so far (the parent first)."""
+        try:
+            r = await self.client.conversations_replies(channel=channel, ts=thread_ts, limit=20)
+        except SlackApiError as exc:
+            log.info("no thread context for %s/%s: %s", channel, thread_ts, exc)
+            return
+        room = room_of(channel, thread_ts, ts)
+        for m in r.get("messages", []):
+            if m.get("ts") == ts or not m.get("ts"):
+                continue
+            bot = bool(m.get("bot_id"))
+            user = m.get("user") or m.get("bot_id") or "unknown"
+            name = m.get("username") or ("a bot" if bot else await self.name_of(user))
+            kind = ParticipantKind.PERSON
+            if bot:
+                persona = next(
+                    (p for p in self.services.personas() if p.name == m.get("username")), None
+                )
+                kind = ParticipantKind.PERSONA if persona else ParticipantKind.BOT
+                user = persona.id if persona else user
+            text = clean_text(m.get("text") or "", self.bot_user_id, self._names)
+            if not text:
+                continue
+            await self.services.remember_context(
+                Envelope(
+                    host=self.name,
+                    room_id=room,
+                    author=Participant(id=user, name=name, kind=kind),
+                    parts=(TextPart(text=text),),
+                    reply_to=ReplyTarget(host=self.name, channel=channel, thread=thread_ts),
+                    host_message_id=message_id(channel, m["ts"]),
+                    visibility=visibility_of(channel),
+                )
+            )
+
+    async def _on_reaction(self, event: dict, body: dict, removed: bool) -> None:
+        if not self._fresh(body):
+            return
+        item = event.get("item") or {}
+        if item.get("type") != "message" or not item.get("channel") or not item.get("ts"):
+            return
+        name = event.get("reaction", "").split("::")[0]  # skin tones: "+1::skin-tone-2"
+        positive = (
+            True
+            if name in self.config.positive_reactions
+            else False
+            if name in self.config.negative_reactions
+            else None
+        )
+        user = event.get("user", "unknown")
+        await self.services.submit(
+            ReactionEvent(
+                host=self.name,
+                room_id=item["channel"],
+                host_message_id=message_id(item["channel"], item["ts"]),
+                reaction=name,
+                positive=positive,
+                author=Participant(id=user, name=await self.name_of(user)),
+                removed=removed,
+            )
+        )
+
+    async def _on_command(self, command: dict) -> str:
+        """``/continuum <verb> [args]``: ``ask <persona> <question>`` addresses a persona;
+        every other verb is a runtime command (personas, who, state, invite, remove,
+        forget, link, help)."""
+        words = (command.get("text") or "").split()
+        verb, args = (words[0].lower(), words[1:]) if words else ("help", [])
+        user = command.get("user_id", "unknown")
+        channel = command.get("channel_id", "")
+        author = Participant(id=user, name=command.get("user_name") or await self.name_of(user))
+        if verb == "ask":
+            personas = self.services.personas()
+            target = next(
+                (p for p in personas if args and args[0].lower() in (p.id, p.name.lower())), None
+            )
+            if target is None or len(args) < 2:
+                return "Usage: /continuum ask <persona> <question>"
+            text = " ".join(args[1:])
+            await self.pace(channel)
+            posted = await self.client.chat_postMessage(
+                channel=channel, text=f"{author.name} asked {target.name}: {text}"
+            )
+            ts = posted["ts"]
+            envelope = Envelope(
+                host=self.name,
+                room_id=channel,
+                author=author,
+                parts=(TextPart(text=text),),
+                mentions=(target.id,),
+                reply_to=ReplyTarget(host=self.name, channel=channel, thread=ts, message_id=ts),
+                visibility=visibility_of(
+                    channel, "im" if command.get("channel_name") == "directmessage" else None
+                ),
+            )
+            self._authors[envelope.id] = user
+            await self.services.deliver(envelope)
+            return ""
+        result = await self.services.submit(
+            CommandEvent(
+                host=self.name,
+                room_id=channel,
+                name=verb,
+                args=tuple(args),
+                author=author,
+                reply_to=ReplyTarget(host=self.name, channel=channel),
+            )
+        )
+        return result.text if result is not None else ""

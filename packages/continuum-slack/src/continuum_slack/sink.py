@@ -1,0 +1,185 @@
+"""A persona's reply on Slack: posted under its own name and avatar, into the thread of the
+message it answers, streamed as it is generated.
+
+Where the workspace has Slack's streaming messages (``chat.startStream`` /
+``appendStream`` / ``stopStream``) the reply streams; otherwise it is posted at its first
+words and edited (``chat.update``) at most once per ``update_interval_s``. A reply longer
+than ``max_message_chars`` continues in a new message. 429s are retried by the client after
+their ``Retry-After``; posts respect a per-channel interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+
+from continuum.hosts.base import ReplySink, ReplyStart, split_message
+from continuum_slack.events import message_id
+
+if TYPE_CHECKING:
+    from continuum_slack.host import SlackHost
+
+log = logging.getLogger("continuum.slack")
+
+# errors that mean "no streaming here": fall back to post + update
+_NO_STREAMING = {
+    "unknown_method",
+    "method_not_supported_for_channel_type",
+    "not_allowed_token_type",
+    "missing_scope",
+    "feature_not_enabled",
+    "team_not_allowed",
+}
+APPEND_EVERY_S = 0.4
+APPEND_MIN_CHARS = 48
+
+
+class SlackReplySink(ReplySink):
+    def __init__(self, host: SlackHost, start: ReplyStart) -> None:
+        self.host = host
+        self.start = start
+        self.channel = start.reply_to.channel
+        self.thread_ts = start.reply_to.thread or start.reply_to.message_id
+        self.mode = host.reply_mode()
+        self.text = ""  # everything written
+        self.sent = 0  # how much of it is on Slack (current message)
+        self.offset = 0  # where the current message starts in ``text``
+        self.ts: str | None = None  # the current message
+        self.first_ts: str | None = None
+        self.last_push = 0.0
+
+    @property
+    def _identity(self) -> dict[str, Any]:
+        return {"username": self.start.persona_name, "icon_url": self.start.avatar_url}
+
+    async def write(self, delta: str) -> None:
+        self.text += delta
+        if self.mode == "off":
+            return
+        limit = self.host.config.max_message_chars
+        if len(self.text) - self.offset > limit:
+            await self._roll_over(limit)
+        if self.ts is None:
+            await self._open()
+        elif self._due():
+            await self._push()
+
+    def _due(self) -> bool:
+        pending = len(self.text) - self.sent
+        if self.mode == "stream":
+            return pending >= APPEND_MIN_CHARS or (
+                pending and time.monotonic() - self.last_push >= APPEND_EVERY_S
+            )
+        return (
+            pending > 0 and time.monotonic() - self.last_push >= self.host.config.update_interval_s
+        )
+
+    async def _open(self) -> None:
+        chunk = self.text[self.offset :]
+        if self.mode == "stream":
+            try:
+                r = await self.host.client.chat_startStream(
+                    channel=self.channel,
+                    thread_ts=self.thread_ts,
+                    markdown_text=chunk,
+                    recipient_user_id=self.host.recipient(self.start),
+                    recipient_team_id=self.host.team_id,
+                    **self._identity,
+                )
+                self._opened(r["ts"])
+                return
+            except SlackApiError as exc:
+                error = exc.response.get("error", "")
+                if error not in _NO_STREAMING:
+                    raise
+                log.info(
+                    "no streaming in %s (%s): posting and editing instead", self.channel, error
+                )
+                self.host.streaming_unavailable()
+                self.mode = "update"
+        await self.host.pace(self.channel)
+        r = await self.host.client.chat_postMessage(
+            channel=self.channel, thread_ts=self.thread_ts, text=chunk or "…", **self._identity
+        )
+        self._opened(r["ts"])
+
+    def _opened(self, ts: str) -> None:
+        self.ts = ts
+        self.first_ts = self.first_ts or ts
+        self.sent = len(self.text)
+        self.last_push = time.monotonic()
+        self.host.remember_thread(self.channel, self.thread_ts, self.start.persona_id)
+
+    async def _push(self) -> None:
+        assert self.ts is not None
+        if self.mode == "stream":
+            await self.host.client.chat_appendStream(
+                channel=self.channel, ts=self.ts, markdown_text=self.text[self.sent :]
+            )
+        else:
+            await self.host.client.chat_update(
+                channel=self.channel, ts=self.ts, text=self.text[self.offset :]
+            )
+        self.sent = len(self.text)
+        self.last_push = time.monotonic()
+
+    async def _close_current(self, final: str | None = None) -> None:
+        if self.ts is None:
+            return
+        if self.mode == "stream":
+            tail = self.text[self.sent :] if final is None else final
+            await self.host.client.chat_stopStream(
+                channel=self.channel, ts=self.ts, markdown_text=tail or None
+            )
+        elif final is not None or len(self.text) > self.sent:
+            text = self.text[self.offset :] if final is None else final
+            await self.host.client.chat_update(channel=self.channel, ts=self.ts, text=text)
+        self.sent = len(self.text)
+
+    async def _roll_over(self, limit: int) -> None:
+        """The current message is full: finish it at a boundary, continue in a new one."""
+        current = self.text[self.offset :]
+        head = split_message(current, limit)[0]
+        if self.ts is not None:
+            if self.mode == "stream":
+                self.sent = min(self.sent, self.offset + len(head))
+                await self.host.client.chat_stopStream(
+                    channel=self.channel,
+                    ts=self.ts,
+                    markdown_text=self.text[self.sent : self.offset + len(head)] or None,
+                )
+            else:
+                await self.host.client.chat_update(channel=self.channel, ts=self.ts, text=head)
+        self.offset += len(head)
+        while self.text[self.offset : self.offset + 1].isspace():
+            self.offset += 1
+        self.sent = self.offset
+        self.ts = None
+
+    async def finish(self) -> str | None:
+        limit = self.host.config.max_message_chars
+        if self.mode == "off" or self.ts is None:
+            for chunk in split_message(self.text[self.offset :].strip(), limit):
+                if not chunk:
+                    continue
+                await self.host.pace(self.channel)
+                r = await self.host.client.chat_postMessage(
+                    channel=self.channel, thread_ts=self.thread_ts, text=chunk, **self._identity
+                )
+                self.first_ts = self.first_ts or r["ts"]
+                self.host.remember_thread(self.channel, self.thread_ts, self.start.persona_id)
+        else:
+            await self._close_current()
+        return message_id(self.channel, self.first_ts) if self.first_ts else None
+
+    async def abort(self, reason: str) -> None:
+        if self.ts is None:
+            return
+        note = f" … ({reason})"
+        if self.mode == "stream":
+            await self._close_current(final=self.text[self.sent :] + note)
+        else:
+            await self._close_current(final=self.text[self.offset :] + note)
