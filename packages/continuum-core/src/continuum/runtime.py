@@ -254,6 +254,7 @@ class Runtime:
         self.stats: Counter[str] = Counter()
         self.on_outcome: list[Callable[[Turn], None]] = []
         self._tg: TaskGroup | None = None
+        self._background_scopes: list[anyio.CancelScope] = []
         self._stop = anyio.Event()
         self._closed = False
 
@@ -281,16 +282,22 @@ class Runtime:
                     f"hosts.{name}" + (f".{field}" if field else ""),
                     msg,
                 ) from exc
-            self.hosts[name] = cls(_Services(self, name), host_config)
+            try:
+                self.hosts[name] = cls(_Services(self, name), host_config)
+            except ConfigError as exc:  # e.g. a secret's environment variable is unset
+                field = f"hosts.{name}.{exc.field}" if exc.field else f"hosts.{name}"
+                raise ConfigError(
+                    self.config.source or "continuum.toml", field, exc.message
+                ) from exc
 
     async def __aenter__(self) -> Runtime:
         self._build_hosts()
         self._cm = anyio.create_task_group()
         self._tg = await self._cm.__aenter__()
         if self.hippocampus is not None:
-            self._tg.start_soon(self._supervise, "hippocampus", self.hippocampus.run)
+            self._tg.start_soon(self._background, "hippocampus", self.hippocampus.run)
         if self.state_store is not None:
-            self._tg.start_soon(self._supervise, "state flusher", self._flush_state)
+            self._tg.start_soon(self._background, "state flusher", self._flush_state)
         self.accepting = True
         pending = self._replay()
         if self.state_store is not None:  # work a crashed process left in inboxes goes
@@ -332,6 +339,13 @@ class Runtime:
             self._tg.cancel_scope.cancel()
             await self._cm.__aexit__(None, None, None)
             self._close_stores()
+
+    async def _background(self, name: str, run: Callable[[], Any]) -> None:
+        """A background task, cancelled first at shutdown (so it never holds the model
+        while replies in flight finish)."""
+        with anyio.CancelScope() as scope:
+            self._background_scopes.append(scope)
+            await self._supervise(name, run)
 
     async def _supervise(self, name: str, run: Callable[[], Any]) -> None:
         """A background task that fails is logged and restarted (after a pause), never
@@ -402,6 +416,8 @@ class Runtime:
         self._closed = True
         self.accepting = False
         self._stop.set()
+        for scope in self._background_scopes:  # consolidation must not hold the model now
+            scope.cancel()
         pending = [t for t in self.turns.values() if not t.done]
         if pending:
             with anyio.move_on_after(self.config.runtime.shutdown_grace_s):

@@ -438,12 +438,12 @@ class SharedCognition:
 
         def plausible(target: str) -> bool:
             """A lever that hands the floor to someone is honoured when that persona fits
-            the message at least somewhat (``lever_fit`` of the bar, the analyst's pick, a
-            mention): a small model's planning pass otherwise cedes to whoever it names."""
+            the message at least somewhat (``lever_fit`` of the bar, or a mention): a small
+            model's planning pass (and its analyst's picks) otherwise name anyone."""
             s = score_of.get(target)
             if s is None:
                 return False
-            return s.mentioned or s.picked_by_analyst or s.score >= policy.lever_fit * s.bar
+            return s.mentioned or s.score >= policy.lever_fit * s.bar
 
         def invite(target: str, by: str, disagree: bool = False) -> str:
             if target in by_id:
@@ -480,11 +480,24 @@ class SharedCognition:
                     room.finish_item(persona_id, message.id, "withheld")
                     self._lever(persona_id, message.id, call, "silent this message")
                     break
-                if isinstance(call, CedeFloorTo | InviteSpecialist) and not plausible(call.persona):
-                    target = score_of.get(call.persona)
+                target = score_of.get(getattr(call, "persona", ""))
+                mine = score_of.get(persona_id)
+                outclassed = (  # the persona ceding fits far better than its pick
+                    isinstance(call, CedeFloorTo)
+                    and policy.lever_fit > 0
+                    and target is not None
+                    and mine is not None
+                    and not target.mentioned
+                    and target.score < 0.5 * mine.score
+                )
+                if isinstance(call, CedeFloorTo | InviteSpecialist) and (
+                    not plausible(call.persona) or outclassed
+                ):
                     fit = (
                         f"score {target.score:.2f} vs bar {target.bar:.2f}" if target else "unknown"
                     )
+                    if outclassed and mine is not None:
+                        fit += f"; {persona_id} fits better ({mine.score:.2f})"
                     self._lever(
                         persona_id,
                         message.id,

@@ -181,11 +181,17 @@ class TurnRunner:
             if delta:
                 send.send_nowait(delta)
 
+        broken: list[bool] = []
+
         async def pump() -> None:
             async with receive:
                 async for delta in receive:
-                    if sink is not None and await _write(sink, delta, room.key):
+                    if sink is None or broken:
+                        continue  # a host that failed once gets no more of this reply
+                    if await _write(sink, delta, room.key):
                         written.append(delta)
+                    else:
+                        broken.append(True)
 
         completion: Completion | None = None
         failure: ContinuumError | None = None
@@ -230,7 +236,7 @@ class TurnRunner:
             visible = f"{visible} {MOVED_NOTE}".strip()
             if sink is not None:
                 await _write(sink, f" {MOVED_NOTE}", room.key)
-        if sink is not None:
+        if sink is not None and not broken:
             host_id = await _finish(sink, "", room.key)
         message = RoomMessage(
             id=start.message_id, author=room.participants[persona.id], text=visible, raw_text=raw
