@@ -54,7 +54,7 @@ def child(args: argparse.Namespace) -> None:
     from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart
     from continuum.errors import BackendError
     from continuum.hosts.base import HostAdapter, ReplySink, ReplyStart
-    from continuum.persona import load_personas
+    from continuum.persona_files import load_personas
     from continuum.runtime import Runtime
     from continuum.testing import ScriptedBackend
 

@@ -38,7 +38,7 @@ from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig, Embedde
 from continuum.envelope import Envelope, Participant, ReplyTarget, RoomMessage, TextPart
 from continuum.events import ReplyPosted
 from continuum.models import default_model_path
-from continuum.persona import load_personas
+from continuum.persona_files import load_personas
 from continuum.room import Room, RoomPolicy
 from continuum.tiers import Tier
 

@@ -36,7 +36,8 @@ from continuum.backends.base import CompletionRequest, GenerationSettings, SlotK
 from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig, EmbeddedModel
 from continuum.envelope import Envelope, Participant, ReplyTarget, RoomMessage
 from continuum.models import default_model_path
-from continuum.persona import Persona, load_personas
+from continuum.persona import Persona
+from continuum.persona_files import load_personas
 from continuum.prompt_sources import persona_turn_recipe
 from continuum.room import Room, RoomPolicy
 

@@ -44,7 +44,7 @@ from continuum.backends.server import ServerBackend, ServerConfig  # noqa: E402
 from continuum.envelope import Envelope, Participant, ReplyTarget, RoomMessage, TextPart  # noqa: E402
 from continuum.events import ReplyPosted  # noqa: E402
 from continuum.models import default_model_path  # noqa: E402
-from continuum.persona import load_personas  # noqa: E402
+from continuum.persona_files import load_personas  # noqa: E402
 from continuum.prompt_sources import persona_turn_recipe  # noqa: E402
 from continuum.room import Room, RoomPolicy  # noqa: E402
 from tests.server.harness import LlamaServer  # noqa: E402

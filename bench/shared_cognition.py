@@ -44,7 +44,7 @@ from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig, Embedde
 from continuum.envelope import Envelope, Participant, PersonaReply, ReplyTarget, TextPart
 from continuum.events import AnalysisPosted
 from continuum.models import default_model_path
-from continuum.persona import load_personas
+from continuum.persona_files import load_personas
 from continuum.room import Room, RoomPolicy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from continuum.errors import ModelNotInstalled
-from continuum.persona import Persona, load_personas
+from continuum.persona import Persona
+from continuum.persona_files import load_personas
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_PERSONAS = REPO / "examples" / "personas"

@@ -112,7 +112,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from continuum.memory.embeddings import WordLlamaEmbedder
     from continuum.memory.minilm import MiniLMEmbedder
-    from continuum.persona import load_personas
+    from continuum.persona_files import load_personas
 
     personas = load_personas([ROOT / "examples" / "personas", ROOT / "examples" / "more-personas"])
     rows = []

@@ -48,7 +48,7 @@ from fixtures import (  # noqa: E402
 from continuum.config import parse_config  # noqa: E402
 from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart  # noqa: E402
 from continuum.events import LeverPulled, PersonaSilent, ReplyPosted, TurnStarted  # noqa: E402
-from continuum.persona import load_personas  # noqa: E402
+from continuum.persona_files import load_personas  # noqa: E402
 from continuum.runtime import Runtime  # noqa: E402
 from continuum.testing import RecordingHost  # noqa: E402
 
@@ -69,7 +69,7 @@ def holds(text: str, terms: tuple[str, ...]) -> bool:
     return all(t.lower() in low for t in terms)
 
 
-def envelope(who: str, room, text: str) -> Envelope:  # noqa: ANN001
+def envelope(who: str, room, text: str) -> Envelope:
     host, user = who.split(":", 1)
     envelope_kwargs = {}
     if "visibility" in Envelope.model_fields:
@@ -84,16 +84,14 @@ def envelope(who: str, room, text: str) -> Envelope:  # noqa: ANN001
     )
 
 
-def config(data: Path, threads: int, **policy: object):  # noqa: ANN201
+def config(data: Path, threads: int, **policy: object):
     return parse_config(
         {
             "personas": {"paths": [str(ROOT / "examples" / "personas")], "only": ["maya"]},
             "backend": {"threads": threads},
             "memory": {"data_dir": str(data)},
             "policy": {"cognition": "direct", "reply_max_tokens": 24, "recall_k": 5, **policy},
-            "people": [
-                {"id": p.id, "name": p.name, "host_ids": list(p.host_ids)} for p in PEOPLE
-            ],
+            "people": [{"id": p.id, "name": p.name, "host_ids": list(p.host_ids)} for p in PEOPLE],
             "hosts": {"slack": {}, "discord": {}},
         }
     )
@@ -109,7 +107,9 @@ async def memory_eval(threads: int) -> dict:
                 await (await rt.deliver(host, envelope(turn.who, turn.room, turn.text))).wait()
             # a quiet minute after the conversation: the hippocampus consolidates
             deadline = time.monotonic() + 60
-            while rt.hippocampus is not None and rt.hippocampus.queue and time.monotonic() < deadline:
+            while (
+                rt.hippocampus is not None and rt.hippocampus.queue and time.monotonic() < deadline
+            ):
                 await anyio.sleep(0.5)
         told_s = time.monotonic() - started
 
@@ -145,21 +145,27 @@ async def memory_eval(threads: int) -> dict:
                         "asker": asker,
                         "recalled": recalled,
                         "reply": reply,
-                        "hit": [f for f in q.expect if any(holds(r, FACTS[f].terms) for r in recalled)],
+                        "hit": [
+                            f for f in q.expect if any(holds(r, FACTS[f].terms) for r in recalled)
+                        ],
                         "in_reply": [f for f in q.expect if holds(reply, FACTS[f].terms)],
                         "leaked": [
                             f
                             for f in q.forbidden
-                            if FACTS[f].about != asker and any(holds(r, FACTS[f].terms) for r in recalled)
+                            if FACTS[f].about != asker
+                            and any(holds(r, FACTS[f].terms) for r in recalled)
                         ],
                         "stale": [
                             f
                             for f in q.forbidden
-                            if FACTS[f].about == asker and any(holds(r, FACTS[f].terms) for r in recalled)
+                            if FACTS[f].about == asker
+                            and any(holds(r, FACTS[f].terms) for r in recalled)
                         ],
                         "expect": list(q.expect),
                         "cross_host": q.cross_host,
-                        "ids_in_recall": any(h in " ".join(recalled) for p in PEOPLE for h in p.host_ids),
+                        "ids_in_recall": any(
+                            h in " ".join(recalled) for p in PEOPLE for h in p.host_ids
+                        ),
                     }
                 )
     answerable = [r for r in rows if r["expect"]]
@@ -220,9 +226,7 @@ async def judgement_eval(threads: int) -> dict:
                 "plans": len(plans),
                 "planners_with_levers": len({e.persona_id for e in levers}),
                 "levers": [f"{e.persona_id}:{e.lever}" for e in levers],
-                "silent": {
-                    e.persona_id: e.reason for e in events if isinstance(e, PersonaSilent)
-                },
+                "silent": {e.persona_id: e.reason for e in events if isinstance(e, PersonaSilent)},
                 "disagree_expected": line.disagree,
                 "none_needed": line.none_needed,
             }
@@ -239,7 +243,9 @@ async def judgement_eval(threads: int) -> dict:
         "gate_f1": round(2 * precision * recall / (precision + recall), 3)
         if precision + recall
         else 0.0,
-        "lever_rate": round(sum(x["planners_with_levers"] for x in lines) / plans, 3) if plans else 0.0,
+        "lever_rate": round(sum(x["planners_with_levers"] for x in lines) / plans, 3)
+        if plans
+        else 0.0,
         "disagreement_surfaced": round(
             sum(len(x["spoke"]) >= 2 for x in disagree) / len(disagree), 3
         ),

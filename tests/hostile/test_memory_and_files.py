@@ -253,7 +253,7 @@ def test_persona_files_and_cards_have_limits(tmp_path):
 
     from continuum.character_cards import import_card
     from continuum.errors import PersonaFileError
-    from continuum.persona import load_persona
+    from continuum.persona_files import load_persona
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return (

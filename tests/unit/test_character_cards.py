@@ -6,7 +6,7 @@ import pytest
 
 from continuum.character_cards import import_card, png_with_card
 from continuum.errors import PersonaFileError
-from continuum.persona import load_persona
+from continuum.persona_files import load_persona
 
 
 def tiny_png() -> bytes:

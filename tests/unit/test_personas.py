@@ -1,7 +1,7 @@
 import pytest
 
 from continuum.errors import PersonaFileError
-from continuum.persona import load_persona, load_personas
+from continuum.persona_files import load_persona, load_personas
 
 GOOD = 'id = "ada"\nname = "Ada"\nidentity = "A mathematician."\n'
 

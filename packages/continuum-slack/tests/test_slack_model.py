@@ -11,7 +11,7 @@ from conftest import serving, until
 from slack_peer import event_payload, post_event
 
 from continuum.errors import ModelNotInstalled
-from continuum.persona import load_personas
+from continuum.persona_files import load_personas
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model, pytest.mark.usefixtures("slack_env")]
 REPO = Path(__file__).resolve().parents[3]

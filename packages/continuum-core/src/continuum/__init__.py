@@ -63,7 +63,8 @@ from continuum.hosts.base import (
 )
 from continuum.memory.engine import MemoryEngine
 from continuum.models import default_model_path
-from continuum.persona import Persona, load_persona, load_personas
+from continuum.persona import Persona
+from continuum.persona_files import load_persona, load_personas
 from continuum.prompt_sources import Recipe, TurnContext, persona_turn_recipe
 from continuum.room import Room, RoomPolicy
 from continuum.router import RoomRouter

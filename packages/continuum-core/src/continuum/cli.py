@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from continuum.errors import ContinuumError
-from continuum.persona import load_personas
+from continuum.persona_files import load_personas
 
 
 def _personas_command(args: argparse.Namespace) -> int:

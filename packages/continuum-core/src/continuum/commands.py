@@ -17,21 +17,30 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 from continuum.hosts.base import CommandEvent, CommandResult
-from continuum.people import IdentityError, host_key
+from continuum.memory.engine import MemoryEngine
+from continuum.people import IdentityError, PeopleDirectory, host_key
+from continuum.persona import Persona
 from continuum.router import RoomRouter
 
-if TYPE_CHECKING:
-    from continuum.runtime import Runtime
+
+class CommandRuntime(Protocol):
+    """What the commands need of the runtime."""
+
+    router: RoomRouter
+    people: PeopleDirectory
+    memory: MemoryEngine | None
+    personas: Sequence[Persona]
 
 LINK_TTL_S = 600.0
 HELP = __doc__.split("\n\n", 1)[1].strip()
 
 
 class CommandRouter:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: CommandRuntime) -> None:
         self.runtime = runtime
         self._links: dict[str, tuple[str, str, str, float]] = {}  # code -> person, name, host id
 

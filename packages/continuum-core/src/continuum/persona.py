@@ -1,9 +1,8 @@
-"""Personas: who speaks, loaded from TOML files and validated whole."""
+"""Personas: who speaks. The model and its validation; files are read by
+:mod:`continuum.persona_files` (TOML) and :mod:`continuum.character_cards` (cards)."""
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -107,57 +106,3 @@ def persona_from_mapping(data: dict[str, Any], source: Path | str) -> Persona:
         first = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise PersonaFileError(source, _field_of(first), first["msg"] + more) from exc
-
-
-def load_persona(path: Path | str) -> Persona:
-    """Load one persona from a TOML file, or a character card (.json / .png)."""
-    path = Path(path)
-    if path.suffix.lower() in {".json", ".png"}:
-        from continuum.character_cards import import_card
-
-        return import_card(path)
-    try:
-        if path.stat().st_size > MAX_PERSONA_FILE_BYTES:
-            raise PersonaFileError(path, None, f"larger than {MAX_PERSONA_FILE_BYTES >> 20} MiB")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise PersonaFileError(path, None, f"cannot read file: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise PersonaFileError(path, None, f"not UTF-8 text: {exc.reason}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise PersonaFileError(path, None, f"invalid TOML: {exc}") from exc
-    return persona_from_mapping(data, path)
-
-
-PERSONA_SUFFIXES = (".toml", ".json", ".png")
-
-
-def persona_files(directory: Path | str) -> list[Path]:
-    """Persona files in a directory, in a stable order."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise PersonaFileError(directory, None, "no such persona directory")
-    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in PERSONA_SUFFIXES)
-    if not files:
-        raise PersonaFileError(directory, None, "no persona files (.toml, .json, .png) in it")
-    return files
-
-
-def load_personas(paths: Iterable[Path | str]) -> list[Persona]:
-    """Load several personas; all or nothing: any bad file or duplicate id raises."""
-    personas: list[Persona] = []
-    seen: dict[str, Path] = {}
-    for raw_path in paths:
-        path = Path(raw_path)
-        files = persona_files(path) if path.is_dir() else [path]
-        for file in files:
-            persona = load_persona(file)
-            if persona.id in seen:
-                raise PersonaFileError(
-                    file, "id", f"duplicate persona id '{persona.id}' (also in {seen[persona.id]})"
-                )
-            seen[persona.id] = file
-            personas.append(persona)
-    return personas

@@ -60,7 +60,8 @@ from continuum.memory.atomic import private_dir
 from continuum.memory.engine import MemoryEngine, default_data_dir
 from continuum.memory.hippocampus import Hippocampus
 from continuum.people import PeopleDirectory
-from continuum.persona import Persona, load_personas
+from continuum.persona import Persona
+from continuum.persona_files import load_personas
 from continuum.room import Room
 from continuum.router import MessageMap, RoomRouter
 
