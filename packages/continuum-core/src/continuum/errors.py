@@ -9,8 +9,8 @@ class ContinuumError(Exception):
     """Base class of every error continuum raises on purpose."""
 
 
-class PersonaFileError(ContinuumError):
-    """A persona or character-card file is unreadable or invalid; names the file and field."""
+class FileFieldError(ContinuumError):
+    """A file is unreadable or invalid; the message names the file and the field."""
 
     def __init__(self, path: Path | str, field: str | None, message: str) -> None:
         self.path = Path(path)
@@ -18,6 +18,10 @@ class PersonaFileError(ContinuumError):
         self.message = message
         where = f"{self.path}: field '{field}'" if field else f"{self.path}"
         super().__init__(f"{where}: {message}")
+
+
+class PersonaFileError(FileFieldError):
+    """A persona or character-card file is unreadable or invalid; names the file and field."""
 
 
 class ModelNotInstalled(ContinuumError):
@@ -52,15 +56,8 @@ class MalformedEvent(ContinuumError):
     """A host event could not be turned into an envelope (forged, malformed, unknown)."""
 
 
-class ConfigError(ContinuumError):
+class ConfigError(FileFieldError):
     """A configuration file (continuum.toml) is invalid; names the file and the field."""
-
-    def __init__(self, path: Path | str, field: str | None, message: str) -> None:
-        self.path = Path(path)
-        self.field = field
-        self.message = message
-        where = f"{self.path}: field '{field}'" if field else f"{self.path}"
-        super().__init__(f"{where}: {message}")
 
 
 class UnknownPlugin(ContinuumError):

@@ -28,7 +28,7 @@ import yaml
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from continuum.errors import ContinuumError
+from continuum.errors import ContinuumError, FileFieldError
 from continuum.memory.atomic import (
     UnsafePath,
     atomic_write_bytes,
@@ -57,13 +57,8 @@ def check_persona_id(persona_id: str) -> str:
     return persona_id
 
 
-class JournalFileError(ContinuumError):
+class JournalFileError(FileFieldError):
     """A journal file is malformed; names the file and the field."""
-
-    def __init__(self, path: Path, field: str | None, message: str) -> None:
-        self.path, self.field = path, field
-        where = f"{path}: field '{field}'" if field else str(path)
-        super().__init__(f"{where}: {message}")
 
 
 def new_entry_id(at: datetime | None = None) -> str:
