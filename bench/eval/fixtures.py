@@ -78,13 +78,14 @@ FACTS = {
         Fact("sam-move", "sam", ("rotterdam",)),
         Fact("sam-diagnosis", "sam", ("migraine",)),  # told in a DM
         Fact("priya-language", "priya", ("rust",)),
-        Fact("priya-team-old", "priya", ("payments",), superseded_by="priya-team"),
+        # terms only the outdated statement holds (the correction says "not payments")
+        Fact("priya-team-old", "priya", ("payments team",), superseded_by="priya-team"),
         Fact("priya-team", "priya", ("search", "team")),
         Fact("priya-salary", "priya", ("raise",)),  # told in a DM
         Fact("priya-coffee", "priya", ("oat", "flat white")),
         Fact("priya-deadline", "priya", ("friday", "demo")),
         Fact("leo-instrument", "leo", ("cello",)),
-        Fact("leo-city-old", "leo", ("porto",), superseded_by="leo-city"),
+        Fact("leo-city-old", "leo", ("live in porto",), superseded_by="leo-city"),
         Fact("leo-city", "leo", ("valencia",)),
         Fact("leo-kid", "leo", ("nina",)),
         Fact("leo-interview", "leo", ("interview", "thursday")),  # told in a DM

@@ -64,6 +64,12 @@ class DiscordHost(RecordingHost):
 HOSTS = {"slack": SlackHost, "discord": DiscordHost}
 
 
+# a fact told in a public room may be recalled anywhere; a DM's or private room's may not
+PUBLIC_FACT = {
+    f: next(t.room.visibility for t in CONVERSATION if f in t.facts) == "public" for f in FACTS
+}
+
+
 def holds(text: str, terms: tuple[str, ...]) -> bool:
     low = text.lower()
     return all(t.lower() in low for t in terms)
@@ -149,10 +155,19 @@ async def memory_eval(threads: int) -> dict:
                             f for f in q.expect if any(holds(r, FACTS[f].terms) for r in recalled)
                         ],
                         "in_reply": [f for f in q.expect if holds(reply, FACTS[f].terms)],
+                        # another person's words from a DM or private room: must never happen
                         "leaked": [
                             f
                             for f in q.forbidden
                             if FACTS[f].about != asker
+                            and not PUBLIC_FACT[f]
+                            and any(holds(r, FACTS[f].terms) for r in recalled)
+                        ],
+                        "confusable": [  # another person's public words, for a "my ..." question
+                            f
+                            for f in q.forbidden
+                            if FACTS[f].about != asker
+                            and PUBLIC_FACT[f]
                             and any(holds(r, FACTS[f].terms) for r in recalled)
                         ],
                         "stale": [
@@ -181,6 +196,7 @@ async def memory_eval(threads: int) -> dict:
         ),
         "cross_host_recall": round(sum(bool(r["hit"]) for r in cross) / len(cross), 3),
         "leaks": sum(len(r["leaked"]) for r in rows),
+        "confusable_recalled": sum(len(r["confusable"]) for r in rows),
         "stale_recalled": sum(len(r["stale"]) for r in rows),
         "raw_ids_in_recall": sum(r["ids_in_recall"] for r in rows),
         "conversation_s": round(told_s, 1),
@@ -263,6 +279,7 @@ def markdown(results: dict) -> str:
         ("cross_host_recall", "cross-host recall"),
         ("leaks", "leaks (another person's private fact in a prompt)"),
         ("stale_recalled", "superseded facts recalled"),
+        ("confusable_recalled", "another person's public fact for a 'my …' question"),
         ("raw_ids_in_recall", "recall lines with raw host ids"),
         ("gate_precision", "gate precision"),
         ("gate_recall", "gate recall"),

@@ -74,6 +74,7 @@ class RecallFilters(BaseModel):
 
 
 VISIBILITY_RANK = {"dm": 0, "private": 1, "public": 2}
+OWN_BOOST = 1.5
 
 
 class RecallScope(BaseModel):
@@ -558,6 +559,12 @@ class MemoryIndex:
             recency = 0.5 + 0.5 * np.exp(-age_days * math.log(2) / self.half_life_days)
             base = 0.5 * bm[cand] + 0.5 * np.maximum(sims[cand], 0.0)
             score = base * recency * (0.75 + 0.25 * m.salience[cand])
+            if scope is not None and scope.asker:
+                # what the asker told comes first: "my dog" means the asker's, not the
+                # dog of someone else with the same name who mentioned theirs in public
+                own = m.by_value.get(("told_by", scope.asker.lower()))
+                if own is not None:
+                    score = np.where(np.isin(cand, own), score * OWN_BOOST, score)
             order = np.argsort(-score)[:k]
             best = [(float(score[i]), int(cand[i])) for i in order if score[i] > 0]
             if not best:

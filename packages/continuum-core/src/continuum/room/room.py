@@ -309,7 +309,14 @@ class Room:
             recalled = self.memory.recall(
                 persona.id, message.text, k=self.policy.recall_k, scope=scope
             )
-            lines = tuple(r.render(self.name_of) for r in recalled)
+
+            def name(person_id: str) -> str | None:
+                """Two people may share a name: another one is named as such."""
+                found = self.name_of(person_id)
+                same = asker and found == message.author.name and person_id != asker.lower()
+                return f"another person named {found}" if same else found
+
+            lines = tuple(r.render(name) for r in recalled)
             if len(self._recalled) > 4096:
                 self._recalled.clear()
             self._recalled[key] = lines
