@@ -252,3 +252,33 @@ async def test_a_persona_entering_a_new_room_starts_from_its_prefix(server, exam
     stats = next(iter(backend.servers.values())).stats
     assert stats["shared"] == 1
     await backend.aclose()
+
+
+async def test_two_adapters_over_one_prefix_match_a_cold_server_byte_for_byte(
+    server_binary, model_path, tmp_path
+):
+    """llama.cpp #26207: a slot's cache reused across an adapter change. continuum keys
+    slots by adapter set and names every adapter per request, so greedy output under each
+    adapter equals a fresh server's, while the base turns stay warm."""
+    from tests.server.lora_fixture import make_lora
+
+    loras = (make_lora(tmp_path / "alpha.gguf", seed=5), make_lora(tmp_path / "beta.gguf", seed=9))
+    question = "Our API got slow after we added a cache. Where do I start?"
+    sets = [(), ("alpha",), ("beta",), ("alpha", "beta")]
+    with LlamaServer(model_path, slots=2, slot_save_path=tmp_path / "s", loras=loras) as warm:
+        backend = ServerBackend(warm.url)
+        outs = {}
+        for adapters in [*sets, ()]:  # the base twice: first and last
+            c = await backend.complete(req("Maya", question, adapters=adapters))
+            if adapters in outs:
+                assert c.metrics.reused_tokens >= c.metrics.prompt_tokens - 2  # warm again
+                assert c.text == outs[adapters]
+            outs[adapters] = c.text
+        await backend.aclose()
+    assert len(set(outs.values())) == 4  # each adapter set really changes the output
+    for adapters in sets[1:]:
+        with LlamaServer(model_path, slots=2, loras=loras) as cold:
+            fresh = ServerBackend(cold.url)
+            c = await fresh.complete(req("Maya", question, adapters=adapters))
+            assert c.text == outs[adapters], adapters
+            await fresh.aclose()

@@ -263,13 +263,35 @@ async def test_deeper_analysis_escalation_and_think_budget():
     assert levers(room)[0][2] == "granted 300 think tokens"
 
 
-async def test_cross_domain_adapter_is_recorded_only():
-    script = Script(plans={"juno": [{"lever": "requestCrossDomainAdapter", "skill": "crypto"}]})
-    room = make_room(script)
+async def test_cross_domain_adapter_pages_a_skill_in_for_the_render():
+    from continuum.persona import AdapterRef
+
+    maya = MAYA.model_copy(update={"adapters": (AdapterRef(id="perf", path="/x/perf.gguf"),)})
+    script = Script(
+        plans={
+            "juno": [{"lever": "requestCrossDomainAdapter", "skill": "perf"}],
+        }
+    )
+    room = make_room(script, personas=[JUNO, maya, OTTO])
     replies = await room.handle(envelope("password attack?"))
     assert [r.persona_id for r in replies] == ["juno"]
     (_, lever, effect), *_ = levers(room)
-    assert lever == "requestCrossDomainAdapter" and effect.startswith("recorded only")
+    assert lever == "requestCrossDomainAdapter" and effect == "paged in perf for this render"
+    [plan] = script.of("plan", "juno")
+    skills = next(
+        v["properties"]["skill"]
+        for v in plan.json_schema["properties"]["levers"]["items"]["anyOf"]
+        if v["properties"]["lever"]["const"] == "requestCrossDomainAdapter"
+    )
+    assert skills["enum"] == ["perf"]  # the grammar only offers adapters that exist
+    [render] = script.of("render", "juno")
+    assert [u.id for u in render.adapters] == ["perf"] and render.slot.adapters == ("perf",)
+    assert plan.slot.adapters == ()  # the plan ran on juno's own (base) slot
+    script2 = Script(plans={"juno": [{"lever": "requestCrossDomainAdapter", "skill": "crypto"}]})
+    room2 = make_room(script2)
+    await room2.handle(envelope("password attack?"))
+    (_, _, effect), *_ = levers(room2)
+    assert effect == "no adapter for 'crypto' in this room's genome"
 
 
 async def test_plan_naming_a_stranger_or_garbage_means_no_levers():

@@ -35,6 +35,7 @@ class CommandRuntime(Protocol):
     memory: MemoryEngine | None
     personas: Sequence[Persona]
 
+
 LINK_TTL_S = 600.0
 HELP = __doc__.split("\n\n", 1)[1].strip()
 

@@ -25,14 +25,17 @@ class VoiceSpec(BaseModel):
 
 
 class AdapterRef(BaseModel):
-    """A LoRA adapter in the persona's genome (paged in by the genome engine)."""
+    """A LoRA adapter in the persona's genome (paged in by the genome engine). ``path`` is
+    a GGUF LoRA file (relative paths: to the persona file); without one, the adapter is
+    looked up by id in the genome registry (``continuum genome add``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     kind: Literal["skill", "voice"] = "skill"
     path: str | None = None
-    scale: float = 1.0
+    scale: float = Field(default=1.0, ge=-4.0, le=4.0)
+    pinned: bool = False  # never paged out
 
 
 class ModelOverrides(BaseModel):
@@ -90,8 +93,9 @@ class Persona(BaseModel):
 
     @property
     def adapter_set(self) -> frozenset[str]:
-        """The adapter ids that shape this persona's KV cache (part of its slot key)."""
-        return frozenset(a.id for a in self.adapters)
+        """The skill adapters active on this persona's text turns: they shape its KV, so
+        they are part of its slot key. (Voice adapters act on speech, not on text.)"""
+        return frozenset(a.id for a in self.adapters if a.kind == "skill")
 
 
 def _field_of(error: dict[str, Any]) -> str:

@@ -29,7 +29,16 @@ def load_persona(path: Path | str) -> Persona:
         raise PersonaFileError(path, None, f"not UTF-8 text: {exc.reason}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PersonaFileError(path, None, f"invalid TOML: {exc}") from exc
-    return persona_from_mapping(data, path)
+    persona = persona_from_mapping(data, path)
+    if any(a.path and not Path(a.path).is_absolute() for a in persona.adapters):
+        adapters = tuple(
+            a.model_copy(update={"path": str(path.parent / a.path)})
+            if a.path and not Path(a.path).is_absolute()
+            else a
+            for a in persona.adapters
+        )
+        persona = persona.model_copy(update={"adapters": adapters})
+    return persona
 
 
 PERSONA_SUFFIXES = (".toml", ".json", ".png")

@@ -44,6 +44,7 @@ from continuum.errors import (
     UnknownPlugin,
 )
 from continuum.events import MessageShed, MessageTaken, RoomEvent, TurnStarted
+from continuum.genome.registry import GenomeRegistry, resolve_persona, shared_library
 from continuum.hosts.base import (
     CommandEvent,
     CommandResult,
@@ -220,6 +221,14 @@ class Runtime:
         else:
             self.memory = MemoryEngine(self.data_dir, key_env=cfg.memory.key_env)
         root = self.memory.data_dir if self.memory is not None else None
+        # the genome: adapters registered under the data dir, checked against the model
+        self.genome = None
+        shared: list = []
+        if root is not None:
+            model = getattr(getattr(self.backend, "model", None), "path", None)
+            self.genome = GenomeRegistry(root, base_model=model)
+            self.personas = [resolve_persona(p, self.genome) for p in self.personas]
+            shared = shared_library(self.genome)
         self.state_store = PersonaStateStore(root / "state") if root else None
         self.people = PeopleDirectory(root / "people.json" if root else None)
         for person in cfg.people:
@@ -237,6 +246,7 @@ class Runtime:
                 memory=self.memory,
                 state_store=self.state_store,
                 names=self.people.name_of,
+                shared_adapters=shared,
             ),
             memory=self.memory,
             state_store=self.state_store,

@@ -54,6 +54,18 @@ class SlotKey(BaseModel):
         return cls(persona_id=persona.id, adapters=tuple(sorted(adapters)), room=room)
 
 
+class AdapterUse(BaseModel):
+    """A LoRA adapter active for one request: its id (as in the slot key), its GGUF file
+    and its scale."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    path: str | None = None
+    scale: float = 1.0
+    pinned: bool = False
+
+
 class GenerationSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -90,6 +102,8 @@ class CompletionRequest(BaseModel):
     # template's own markers. Everything else is tokenized as text, so a person typing
     # "<|im_start|>system" cannot open a system turn.
     control: tuple[str, ...] = CHATML.markers
+    # the LoRA adapters this request runs under; their ids are the slot key's adapters
+    adapters: tuple[AdapterUse, ...] = ()
     priority: int = Priority.RENDER
     queue_timeout_s: float | None = 120.0
     timeout_s: float | None = 300.0
@@ -116,6 +130,8 @@ class InferenceMetrics(BaseModel):
     total_ms: float
     restored_from_hibernation: bool = False
     moved: bool = False  # the persona's KV had to be rebuilt elsewhere (its server failed)
+    adapters: tuple[str, ...] = ()  # the LoRA adapters the request ran under
+    adapter_ms: float = 0.0  # time spent paging adapters in for this request
 
     @classmethod
     def nothing(cls, backend: str) -> InferenceMetrics:

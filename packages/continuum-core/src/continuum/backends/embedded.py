@@ -30,6 +30,7 @@ import anyio
 import numpy as np
 
 from continuum.backends.base import (
+    AdapterUse,
     Backend,
     Completion,
     CompletionRequest,
@@ -43,6 +44,7 @@ from continuum.backends.scheduler import InferenceScheduler
 from continuum.backends.slots import SlotPool, common_prefix_len
 from continuum.compose import CHATML
 from continuum.errors import BackendError, BackendTimeout, ModelNotInstalled, PromptTooLong
+from continuum.genome.pager import AdapterPager, GenomeError
 
 try:
     import llama_cpp as llama
@@ -195,6 +197,8 @@ class EmbeddedConfig:
     # a cold slot (a persona in a new room) starts from another slot's shared prefix
     share_prefixes: bool = True
     prefix_copy: str = "state"  # "state" (sequence state copy) | "seq_cp" (llama.cpp copy)
+    # LoRA adapters resident at once (the genome's budget); least recently used go first
+    adapter_budget_bytes: int = 512 << 20
 
 
 class EmbeddedBackend(Backend):
@@ -234,6 +238,12 @@ class EmbeddedBackend(Backend):
             share_prefixes=cfg.share_prefixes,
         )
         self.scheduler = InferenceScheduler(max_queue=cfg.max_queue)
+        # LoRA adapters: loaded once per backend (one per process in a runtime), shared by
+        # every slot that uses them, paged under the budget
+        self.adapters = AdapterPager(
+            cfg.adapter_budget_bytes, load=self._load_adapter, free=llama.llama_adapter_lora_free
+        )
+        self._active_adapters: tuple[tuple[str, float], ...] = ()
         self._grammars: dict[str, str] = {}
         self._closed = False
         # The context must be freed before the model it was built on (weakly held, so
@@ -293,8 +303,50 @@ class EmbeddedBackend(Backend):
             return
         if not self._closed:
             self._closed = True
+            llama.llama_set_adapters_lora(self._ctx, None, 0, None)
+            self.adapters.clear()
             llama.llama_batch_free(self._batch)
             llama.llama_free(self._ctx)
+
+    # --- LoRA adapters (worker thread) ------------------------------------------------------
+
+    def _load_adapter(self, use: AdapterUse) -> llama.llama_adapter_lora_p:
+        handle = llama.llama_adapter_lora_init(self.model.handle, str(use.path).encode())
+        if not handle:
+            raise GenomeError(
+                f"adapter {use.id!r} ({use.path}) does not load on {self.model.path.name}: "
+                "not a LoRA GGUF for this base model"
+            )
+        return handle
+
+    def _use_adapters(self, request: CompletionRequest, key: SlotKey) -> float:
+        """Make the context run under exactly the request's adapters (paging them in);
+        returns the milliseconds it took. KV is keyed by adapter set (the slot key), so a
+        slot never continues under another set."""
+        wanted = tuple(sorted((u.id, u.scale) for u in request.adapters))
+        if tuple(sorted(u.id for u in request.adapters)) != key.adapters and key != SCRATCH:
+            raise BackendError(
+                f"request adapters {[u.id for u in request.adapters]} do not match its slot "
+                f"{key.adapters}",
+                retryable=False,
+            )
+        if wanted == self._active_adapters:
+            if request.adapters:
+                self.adapters.acquire(request.adapters)  # a hit: keeps them recent
+            return 0.0
+        started = time.perf_counter()
+        # nothing may stay set on the context that the pager could free while loading
+        llama.llama_set_adapters_lora(self._ctx, None, 0, None)
+        self._active_adapters = ()
+        if request.adapters:
+            handles = self.adapters.acquire(request.adapters)
+            n = len(handles)
+            arr = (llama.llama_adapter_lora_p_ctypes * n)(*handles)
+            scales = (ctypes.c_float * n)(*(u.scale for u in request.adapters))
+            if llama.llama_set_adapters_lora(self._ctx, arr, n, scales) != 0:
+                raise BackendError("llama.cpp refused the adapter set", retryable=False)
+        self._active_adapters = wanted
+        return (time.perf_counter() - started) * 1000
 
     # --- the decode loop (runs in a worker thread, one at a time) -------------------------
 
@@ -362,6 +414,7 @@ class EmbeddedBackend(Backend):
         started = time.perf_counter()
         settings = request.settings
         key = request.slot or SCRATCH
+        adapter_ms = self._use_adapters(request, key)
         tokens = self.model.tokenize_prompt(request.prompt, request.control)
         slot, restored = self.slots.acquire(key, tokens if key != SCRATCH else None)
         if len(tokens) + settings.max_tokens > self.slot_ctx:
@@ -449,6 +502,8 @@ class EmbeddedBackend(Backend):
             decode_tokens_per_s=(generated - 1) / decode_s if generated > 1 and decode_s else 0.0,
             total_ms=(done - started) * 1000 + queue_ms,
             restored_from_hibernation=restored,
+            adapters=tuple(u.id for u in request.adapters),
+            adapter_ms=adapter_ms,
         )
         metrics.log()
         return Completion(text=out.text, finish_reason=finish, metrics=metrics)

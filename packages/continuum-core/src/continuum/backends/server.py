@@ -479,13 +479,22 @@ class ServerBackend(Backend):
         if server.lora_ids:  # name every adapter: omitted ones would keep a stale cache
             missing = [a for a in key.adapters if a not in server.lora_ids]
             if missing:
-                raise BackendError(f"server {server.url} has no LoRA adapter {missing}")
+                raise BackendError(
+                    f"llama-server at {server.url} has no LoRA adapter {missing}: start it with "
+                    "--lora <id>.gguf for each (it cannot load adapters while running; "
+                    "POST /lora-adapters only rescales loaded ones)",
+                    retryable=False,
+                )
             body["lora"] = [
                 {"id": i, "scale": 1.0 if name in key.adapters else 0.0}
                 for name, i in sorted(server.lora_ids.items(), key=lambda kv: kv[1])
             ]
         elif key.adapters:
-            raise BackendError(f"server {server.url} has no LoRA adapters loaded {key.adapters}")
+            raise BackendError(
+                f"llama-server at {server.url} has no LoRA adapters; start it with --lora "
+                f"<id>.gguf for {list(key.adapters)} (and --lora-init-without-apply)",
+                retryable=False,
+            )
         return body
 
     async def _attempt(

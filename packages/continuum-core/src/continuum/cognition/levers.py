@@ -119,7 +119,9 @@ Most of the time call none: {"levers": []}."""
 
 
 def plan_schema(
-    others: Sequence[str], exactly_one_of: Sequence[str] | None = None
+    others: Sequence[str],
+    exactly_one_of: Sequence[str] | None = None,
+    skills: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The grammar for a planning pass: at most two lever calls; persona arguments are
     limited to the other personas in the room. With ``exactly_one_of``: one call, one of
@@ -141,7 +143,12 @@ def plan_schema(
         call("requestDeeperAnalysis", angle={"type": "string", "maxLength": 40}),
         call("escalateToOwnThinkPass"),
         call("requestThinkBudget", tokens={"type": "integer"}),
-        call("requestCrossDomainAdapter", skill={"type": "string", "maxLength": 30}),
+        call(
+            "requestCrossDomainAdapter",
+            skill={"type": "string", "enum": list(skills)}
+            if skills
+            else {"type": "string", "maxLength": 30},
+        ),
     ]
     if exactly_one_of:
         if not others:  # nobody to cede to or disagree with

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import anyio
 
 from continuum.backends.base import (
+    AdapterUse,
     Backend,
     CompletionRequest,
     GenerationSettings,
@@ -86,7 +87,13 @@ class CognitionRoom(Protocol):
 
     def finish_item(self, persona_id: str, message_id: str, outcome: str) -> None: ...
 
-    def slot_for(self, persona: Persona) -> SlotKey: ...
+    def slot_for(self, persona: Persona, extra: Sequence[AdapterUse] = ()) -> SlotKey: ...
+
+    def adapters_for(
+        self, persona: Persona, extra: Sequence[AdapterUse] = ()
+    ) -> tuple[AdapterUse, ...]: ...
+
+    def library(self) -> dict[str, AdapterUse]: ...
 
     def compose(
         self,
@@ -107,6 +114,7 @@ class CognitionRoom(Protocol):
         min_tokens: int = 0,
         raw_prefix: str = "",
         replies: ReplyOpener | None = None,
+        extra_adapters: Sequence[AdapterUse] = (),
     ) -> PersonaReply: ...
 
     async def post_status(
@@ -134,6 +142,17 @@ _DECISION = re.compile(
     r"versus|better than|trade-?offs?|pros and cons|or (is|should|would) (it|that|we)|risk)",
     re.IGNORECASE,
 )
+
+
+def find_adapter(library: Mapping[str, AdapterUse], skill: str) -> AdapterUse | None:
+    """The library adapter a requested skill names: its id, or an id containing it."""
+    wanted = skill.strip().lower()
+    if not wanted:
+        return None
+    exact = {k.lower(): v for k, v in library.items()}
+    if wanted in exact:
+        return exact[wanted]
+    return next((v for k, v in sorted(exact.items()) if wanted in k or k in wanted), None)
 
 
 def contested(text: str, analysis: SharedAnalysis, passing: int) -> bool:
@@ -172,6 +191,7 @@ class Directive:
     escalate: bool = False  # own full think pass instead of rendering from the analysis
     think_budget: int = 0
     levers: list[str] = field(default_factory=list)
+    extra_adapters: list[AdapterUse] = field(default_factory=list)  # cross-domain skills
 
 
 class SharedCognition:
@@ -407,10 +427,15 @@ class SharedCognition:
         request = CompletionRequest(
             prompt=composed.prompt,
             slot=room.slot_for(persona),
+            adapters=room.adapters_for(persona),
             settings=GenerationSettings(
                 max_tokens=room.policy.plan_max_tokens, temperature=0.0, repeat_penalty=1.0
             ),
-            json_schema=plan_schema(others, CONTESTED_LEVERS if disputed else None),
+            json_schema=plan_schema(
+                others,
+                CONTESTED_LEVERS if disputed else None,
+                skills=sorted(set(room.library()) - {u.id for u in room.adapters_for(persona)}),
+            ),
             priority=Priority.RENDER,
         )
         try:
@@ -549,12 +574,15 @@ class SharedCognition:
                     d.think_budget = granted
                     self._lever(persona_id, message.id, call, f"granted {granted} think tokens")
                 elif isinstance(call, RequestCrossDomainAdapter):
-                    self._lever(
-                        persona_id,
-                        message.id,
-                        call,
-                        "recorded only: no genome (adapter paging) in this build yet",
-                    )
+                    use = find_adapter(room.library(), call.skill)
+                    if use is None:
+                        effect = f"no adapter for {call.skill!r} in this room's genome"
+                    elif use.id in {u.id for u in room.adapters_for(d.persona)}:
+                        effect = f"{use.id} is already active"
+                    else:
+                        d.extra_adapters.append(use)
+                        effect = f"paged in {use.id} for this render"
+                    self._lever(persona_id, message.id, call, effect)
         if lead is not None and lead in by_id:
             directives.sort(key=lambda d: d.persona.id != lead)
         else:
@@ -611,4 +639,5 @@ class SharedCognition:
             max_tokens=policy.reply_max_tokens + extra_tokens,
             topics=analysis.topics,
             replies=replies,
+            extra_adapters=d.extra_adapters,
         )

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from continuum.backends.base import Backend, InferenceMetrics, SlotKey
+from continuum.backends.base import AdapterUse, Backend, InferenceMetrics, SlotKey
 from continuum.backends.scheduler import InferenceScheduler
 from continuum.cognition.gate import RelevanceGate
 from continuum.cognition.shared import SharedCognition
@@ -86,8 +86,10 @@ class Room:
         embedder: Embedder | None = None,
         gate: RelevanceGate | None = None,
         names: Callable[[str], str | None] | None = None,
+        shared_adapters: Sequence[AdapterUse] = (),
     ) -> None:
         self.id = room_id
+        self.shared_adapters = {u.id: u for u in shared_adapters}
         self.key = key or room_id  # "<host>:<room id>" under a router
         self.backend = backend
         self.recipe = recipe or persona_turn_recipe()
@@ -138,10 +140,34 @@ class Room:
         self.personas.pop(persona_id, None)
         self.participants.pop(persona_id, None)
 
-    def slot_for(self, persona: Persona) -> SlotKey:
-        """The persona's KV slot in this room (per room unless ``slot_scope='persona'``)."""
+    def adapters_for(
+        self, persona: Persona, extra: Sequence[AdapterUse] = ()
+    ) -> tuple[AdapterUse, ...]:
+        """The LoRA adapters a persona's text turns run under: its skill adapters (its
+        specialty in its weights), plus any it paged in for this render."""
+        own = tuple(
+            AdapterUse(id=a.id, path=a.path, scale=a.scale, pinned=a.pinned)
+            for a in persona.adapters
+            if a.kind == "skill"
+        )
+        mine = {u.id for u in own}
+        return own + tuple(u for u in extra if u.id not in mine)
+
+    def slot_for(self, persona: Persona, extra: Sequence[AdapterUse] = ()) -> SlotKey:
+        """The persona's KV slot in this room (per room unless ``slot_scope='persona'``),
+        for the adapter set it runs under: KV under one set is wrong under another."""
         room = self.key if self.policy.slot_scope == "room" else None
-        return SlotKey.for_persona(persona, room=room)
+        ids = frozenset(u.id for u in self.adapters_for(persona, extra))
+        return SlotKey.for_persona(persona, active_adapters=ids, room=room)
+
+    def library(self) -> dict[str, AdapterUse]:
+        """Skill adapters a persona here may page in for one render
+        (``requestCrossDomainAdapter``): every persona's skills, and the shared library."""
+        found: dict[str, AdapterUse] = dict(self.shared_adapters)
+        for persona in self.personas.values():
+            for use in self.adapters_for(persona):
+                found.setdefault(use.id, use.model_copy(update={"pinned": False}))
+        return found
 
     def edit_message(self, message_id: str, text: str) -> None:
         """A person edited a message: history shows the new text; compositions over it go."""
@@ -508,6 +534,7 @@ class Room:
         min_tokens: int = 0,
         raw_prefix: str = "",
         replies: ReplyOpener | None = None,
+        extra_adapters: Sequence[AdapterUse] = (),
     ) -> PersonaReply:
         """Shared cognition: run an already composed render for ``persona``.
         ``raw_prefix``: text the prompt already holds of this reply (e.g. its think-block),
@@ -524,6 +551,7 @@ class Room:
             min_tokens=min_tokens,
             raw_prefix=raw_prefix,
             recalled=self.recall(persona, self.history[upto]),
+            extra_adapters=tuple(extra_adapters),
         )
         return (await self.turns.run(job, replies)).reply
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio
 
 from continuum.backends.base import (
+    AdapterUse,
     Backend,
     Completion,
     CompletionRequest,
@@ -64,7 +65,11 @@ class TurnRoom(Protocol):
     policy: RoomPolicy
     participants: Mapping[str, Participant]
 
-    def slot_for(self, persona: Persona) -> SlotKey: ...
+    def slot_for(self, persona: Persona, extra: Sequence[AdapterUse] = ()) -> SlotKey: ...
+
+    def adapters_for(
+        self, persona: Persona, extra: Sequence[AdapterUse] = ()
+    ) -> tuple[AdapterUse, ...]: ...
 
     def record_reply(
         self,
@@ -88,6 +93,7 @@ class RenderJob:
     min_tokens: int = 0
     raw_prefix: str = ""  # text the prompt already holds of this reply (its think-block)
     recalled: tuple[str, ...] = ()
+    extra_adapters: tuple[AdapterUse, ...] = ()  # paged in for this render only
 
 
 @dataclass
@@ -165,7 +171,8 @@ class TurnRunner:
         settings = settings.model_copy(update={"stop": settings.stop + stops})
         request = CompletionRequest(
             prompt=job.composed.prompt,
-            slot=room.slot_for(persona),
+            slot=room.slot_for(persona, job.extra_adapters),
+            adapters=room.adapters_for(persona, job.extra_adapters),
             settings=settings,
             priority=Priority.RENDER,
         )
