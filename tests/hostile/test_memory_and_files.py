@@ -321,3 +321,43 @@ def test_unknown_entry_errors_are_continuum_errors():
     from continuum.memory.journal import UnknownEntry
 
     assert issubclass(UnknownEntry, ContinuumError)
+
+
+@pytest.mark.anyio
+async def test_the_forget_command_leaves_no_trace_of_what_a_person_said(tmp_path):
+    """Item 4 end to end: a person tells a persona something in a room, the turn runs
+    (persona state, message map, memory all written), then the person runs `forget`:
+    nothing under the data dir still holds their words."""
+    from continuum.config import parse_config
+    from continuum.hosts.base import CommandEvent
+    from continuum.persona import Persona
+    from continuum.runtime import Runtime
+    from continuum.testing import RecordingHost, ScriptedBackend, text_envelope
+
+    class Alpha(RecordingHost):
+        name = "alpha"
+
+    data = tmp_path / "data"
+    config = parse_config(
+        {
+            "memory": {"data_dir": str(data)},
+            "policy": {"cognition": "direct"},
+            "hosts": {"alpha": {}},
+        },
+        tmp_path / "continuum.toml",
+    )
+    maya = Persona(id="maya", name="Maya", identity="A performance engineer.")
+    backend = ScriptedBackend(lambda req: "Noted, thanks.")
+    async with Runtime(
+        config, personas=[maya], backend=backend, host_classes={"alpha": Alpha}
+    ) as rt:
+        said = text_envelope(
+            f"Please remember that my locker code is {SECRET}.", host="alpha", author="u1"
+        )
+        await (await rt.deliver("alpha", said)).wait()
+        assert grep(data, SECRET)  # it was written somewhere: the test can fail
+        result = await rt.host("alpha").services.submit(
+            CommandEvent(host="alpha", room_id="room", name="forget", author=said.author)
+        )
+        assert result.ok and result.data["forgotten"] >= 1
+    assert grep(data, SECRET) == []
