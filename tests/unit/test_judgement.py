@@ -91,3 +91,40 @@ async def test_a_lever_handing_the_floor_to_a_persona_that_does_not_fit_is_refus
         (e.persona_id, e.lever, e.effect) for e in room.events.of_type(LeverPulled)
     ]
     assert (who, lever) == ("juno", "cedeFloorTo") and effect.startswith("refused: otto")
+
+
+async def test_the_gate_embeds_off_the_event_loop_and_once_per_text():
+    """A sentence-model pass is CPU time: done in a worker thread before scoring, and a
+    persona's specialty or a repeated text is embedded once, not once per room."""
+    import threading
+
+    import numpy as np
+
+    from continuum.cognition.analysis import SharedAnalysis
+    from continuum.memory.minilm import MiniLMEmbedder
+
+    calls: list[tuple[str, str]] = []
+
+    class Counting:
+        dim = 4
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            calls.extend((threading.current_thread().name, t) for t in texts)
+            return np.ones((len(texts), 4), np.float32) / 2
+
+    gate = RelevanceGate(Counting())
+    await gate.prepare([MAYA, JUNO], "How do I profile the cache?")
+    assert len(calls) == 3 and all(name != "MainThread" for name, _ in calls)
+    gate.score([MAYA, JUNO], "How do I profile the cache?", SharedAnalysis(), {})
+    assert len(calls) == 3  # score found every vector ready
+
+    embedder = MiniLMEmbedder.shared()
+    forward = embedder._one
+    passes: list[str] = []
+    embedder._one = lambda text: passes.append(text) or forward(text)  # type: ignore[method-assign]
+    try:
+        first = embedder.embed(["a persona's specialty, embedded for room one"])
+        again = embedder.embed(["a persona's specialty, embedded for room one"])
+    finally:
+        del embedder._one
+    assert len(passes) == 1 and np.array_equal(first, again)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import anyio
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
@@ -82,6 +83,27 @@ class RelevanceGate:
         self.w_analyst = w_analyst
         self.w_reputation = w_reputation
         self._persona_vectors: dict[str, tuple[str, np.ndarray]] = {}
+        self._message: tuple[str, np.ndarray] | None = None
+
+    async def prepare(self, personas: Sequence[Persona], message: str) -> None:
+        """Embed the message (and any persona not embedded yet) in a worker thread: a
+        sentence-model pass takes milliseconds of CPU that would otherwise stall every
+        other room on the event loop. :meth:`score` then finds the vectors ready."""
+        if self.embedder is not None:
+            await anyio.to_thread.run_sync(self._embed_all, list(personas), message)
+
+    def _embed_all(self, personas: list[Persona], message: str) -> None:
+        for persona in personas:
+            self.persona_vector(persona)
+        self.message_vector(message)
+
+    def message_vector(self, message: str) -> np.ndarray | None:
+        if self.embedder is None:
+            return None
+        cached = self._message
+        if cached is None or cached[0] != message:
+            cached = self._message = (message, self.embedder.embed([message])[0])
+        return cached[1]
 
     def persona_vector(self, persona: Persona) -> np.ndarray | None:
         if self.embedder is None:
@@ -104,11 +126,9 @@ class RelevanceGate:
         """Scores, best first."""
         topic_text = " ".join((message, " ".join(analysis.key_concepts)))
         words = {_stem(w) for w in WORD.findall(topic_text.lower())}
-        message_vec = None
-        if self.embedder is not None:
-            # the message alone: a small analyst's concepts can be noise, so they only
-            # count through exact expertise words
-            message_vec = self.embedder.embed([message])[0]
+        # the message alone: a small analyst's concepts can be noise, so they only count
+        # through exact expertise words
+        message_vec = self.message_vector(message)
         out: list[GateScore] = []
         for persona in personas:
             state = states.get(persona.id) or PersonaState(persona_id=persona.id)

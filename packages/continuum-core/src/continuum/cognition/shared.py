@@ -232,7 +232,9 @@ class SharedCognition:
     ) -> list[PersonaReply]:
         room, policy = self.room, self.room.policy
         upto = room.history.index(message)
-        analysis = await self._analyze(message, upto)
+        async with anyio.create_task_group() as tg:  # embeddings while the analyst runs
+            tg.start_soon(room.gate.prepare, candidates, message.text)
+            analysis = await self._analyze(message, upto)
         now = time.time()
         states = {p.id: room.state(p.id) for p in candidates}
         for state in states.values():

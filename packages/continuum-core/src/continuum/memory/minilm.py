@@ -14,6 +14,8 @@ import importlib.util
 import json
 import threading
 import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -58,16 +60,67 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float = 1e-12)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * (x * x * x))))
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One encoder layer's weights, laid out for ``x @ w``: transposed, contiguous and
+    aligned once at load (the safetensors views are neither), Q, K and V in one matrix."""
+
+    qkv: np.ndarray
+    qkv_b: np.ndarray
+    out: np.ndarray
+    out_b: np.ndarray
+    ln1: tuple[np.ndarray, np.ndarray]
+    inner: np.ndarray
+    inner_b: np.ndarray
+    down: np.ndarray
+    down_b: np.ndarray
+    ln2: tuple[np.ndarray, np.ndarray]
+
+
+def _layers(w: dict[str, np.ndarray], n_layers: int) -> list[_Layer]:
+    def t(name: str) -> np.ndarray:
+        return np.ascontiguousarray(w[name].T)
+
+    def c(name: str) -> np.ndarray:
+        return np.ascontiguousarray(w[name])
+
+    layers = []
+    for i in range(n_layers):
+        p = f"encoder.layer.{i}."
+        qkv = [f"{p}attention.self.{m}" for m in ("query", "key", "value")]
+        layers.append(
+            _Layer(
+                qkv=np.ascontiguousarray(np.concatenate([w[f"{n}.weight"].T for n in qkv], 1)),
+                qkv_b=np.concatenate([w[f"{n}.bias"] for n in qkv]),
+                out=t(f"{p}attention.output.dense.weight"),
+                out_b=c(f"{p}attention.output.dense.bias"),
+                ln1=(
+                    c(f"{p}attention.output.LayerNorm.weight"),
+                    c(f"{p}attention.output.LayerNorm.bias"),
+                ),
+                inner=t(f"{p}intermediate.dense.weight"),
+                inner_b=c(f"{p}intermediate.dense.bias"),
+                down=t(f"{p}output.dense.weight"),
+                down_b=c(f"{p}output.dense.bias"),
+                ln2=(c(f"{p}output.LayerNorm.weight"), c(f"{p}output.LayerNorm.bias")),
+            )
+        )
+    return layers
 
 
 class MiniLMEmbedder:
-    """Sentence embeddings (384-d, unit length). Loaded once per process."""
+    """Sentence embeddings (384-d, unit length). Loaded once per process; the vectors of
+    recently embedded texts are kept (a persona's specialty text is embedded once per
+    process, not once per room)."""
 
     dim = 384
     # The relevance bar measured on bench/eval/gate_calibration.py (persona specialty vs
     # message cosine): it maximises F1 on labelled pairs held apart from the eval's room.
     relevance_bar: ClassVar[float] = 0.22
+    cache_size: ClassVar[int] = 2048
     _shared: ClassVar[MiniLMEmbedder | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
@@ -85,8 +138,17 @@ class MiniLMEmbedder:
         self.tokenizer.enable_truncation(max_tokens)
         self.tokenizer.no_padding()  # the packaged tokenizer pads to 128: one text at a time
         self.heads = int(config["num_attention_heads"])
-        self.n_layers = int(config["num_hidden_layers"])
-        self.w = {k.removeprefix("bert.").removeprefix("model."): v for k, v in weights.items()}
+        w = {k.removeprefix("bert.").removeprefix("model."): v for k, v in weights.items()}
+        self.word = np.ascontiguousarray(w["embeddings.word_embeddings.weight"])
+        self.position = np.ascontiguousarray(w["embeddings.position_embeddings.weight"])
+        self.token_type = np.ascontiguousarray(w["embeddings.token_type_embeddings.weight"][0])
+        self.ln0 = (
+            np.ascontiguousarray(w["embeddings.LayerNorm.weight"]),
+            np.ascontiguousarray(w["embeddings.LayerNorm.bias"]),
+        )
+        self.layers = _layers(w, int(config["num_hidden_layers"]))
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def shared(cls) -> MiniLMEmbedder:
@@ -98,43 +160,42 @@ class MiniLMEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        return np.vstack([self._one(t) for t in texts]).astype(np.float32)
+        return np.vstack([self._cached(t) for t in texts]).astype(np.float32)
+
+    def _cached(self, text: str) -> np.ndarray:
+        with self._cache_lock:
+            vec = self._cache.get(text)
+            if vec is not None:
+                self._cache.move_to_end(text)
+                return vec
+        vec = self._one(text)
+        vec.flags.writeable = False
+        with self._cache_lock:
+            self._cache[text] = vec
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return vec
 
     def _one(self, text: str) -> np.ndarray:
-        w = self.w
-        enc = self.tokenizer.encode(text)
-        ids = np.array(enc.ids, dtype=np.int64)
+        ids = np.array(self.tokenizer.encode(text).ids, dtype=np.int64)
         n = len(ids)
-        x = (
-            w["embeddings.word_embeddings.weight"][ids]
-            + w["embeddings.position_embeddings.weight"][:n]
-            + w["embeddings.token_type_embeddings.weight"][0]
-        )
-        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        h, d = self.heads, x.shape[-1] // self.heads
-        for i in range(self.n_layers):
-            p = f"encoder.layer.{i}."
-
-            def lin(v: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                return v @ w[f"{p}{name}.weight"].T + w[f"{p}{name}.bias"]
-
-            q = lin(x, "attention.self.query").reshape(n, h, d).transpose(1, 0, 2)
-            k = lin(x, "attention.self.key").reshape(n, h, d).transpose(1, 0, 2)
-            v = lin(x, "attention.self.value").reshape(n, h, d).transpose(1, 0, 2)
-            scores = q @ k.transpose(0, 2, 1) / np.sqrt(d)
+        x = self.word[ids] + self.position[:n] + self.token_type
+        x = _layer_norm(x, *self.ln0)
+        width = x.shape[-1]
+        h, d = self.heads, width // self.heads
+        scale = 1.0 / np.sqrt(d)
+        for layer in self.layers:
+            qkv = x @ layer.qkv + layer.qkv_b
+            q, k, v = (
+                qkv[:, i * width : (i + 1) * width].reshape(n, h, d).transpose(1, 0, 2)
+                for i in range(3)
+            )
+            scores = (q @ k.transpose(0, 2, 1)) * scale
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             scores /= scores.sum(-1, keepdims=True)
-            ctx = (scores @ v).transpose(1, 0, 2).reshape(n, h * d)
-            x = _layer_norm(
-                x + lin(ctx, "attention.output.dense"),
-                w[f"{p}attention.output.LayerNorm.weight"],
-                w[f"{p}attention.output.LayerNorm.bias"],
-            )
-            inner = _gelu(lin(x, "intermediate.dense"))
-            x = _layer_norm(
-                x + lin(inner, "output.dense"),
-                w[f"{p}output.LayerNorm.weight"],
-                w[f"{p}output.LayerNorm.bias"],
-            )
+            ctx = (scores @ v).transpose(1, 0, 2).reshape(n, width)
+            x = _layer_norm(x + ctx @ layer.out + layer.out_b, *layer.ln1)
+            inner = _gelu(x @ layer.inner + layer.inner_b)
+            x = _layer_norm(x + inner @ layer.down + layer.down_b, *layer.ln2)
         pooled = x.mean(0)
         return pooled / (np.linalg.norm(pooled) + 1e-12)
