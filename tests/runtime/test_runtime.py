@@ -226,7 +226,7 @@ def test_config_errors_name_the_file_and_field(tmp_path):
         load_config(path)
     assert "hosts.slack.bot_token" in str(err.value) and "bot_token_env" in str(err.value)
     path.write_text("[backend]\nadapter_budget_mb = 0\n")
-    with pytest.raises(ConfigError, match="backend.adapter_budget_mb"):
+    with pytest.raises(ConfigError, match=r"backend\.adapter_budget_mb"):
         load_config(path)
     path.write_text("[memory\n")
     with pytest.raises(ConfigError, match="invalid TOML"):

@@ -13,6 +13,7 @@ persona remembered for its last reply.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import Any, ClassVar
 import anyio
 from anyio.abc import SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
+
 from continuum import (
     CommandEvent,
     Envelope,
@@ -56,10 +58,8 @@ class _Client:
         self.last_reply: str | None = None
 
     async def send(self, text: str) -> None:
-        try:
-            await self.stream.send(text.encode())
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass  # they left; the room goes on
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self.stream.send(text.encode())  # if they left, the room goes on
 
 
 class _Sink(ReplySink):
@@ -166,7 +166,8 @@ class TcpChatHost(HostAdapter):
                 )
             return
         if text == "/why":
-            await client.send("".join(f"  remembered: {r}\n" for r in self.recalled) or "  (nothing)\n")
+            lines = "".join(f"  remembered: {r}\n" for r in self.recalled)
+            await client.send(lines or "  (nothing)\n")
             return
         if text.startswith("/"):
             name, *args = text[1:].split()
