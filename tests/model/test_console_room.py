@@ -28,11 +28,15 @@ def test_console_room_shared_cognition(model_path, tmp_path):
     )
     assert result["personas"] == ["juno", "maya", "otto", "pip"]
     assert len(result["turns"]) == 2
-    # persona state persists in the data dir: those who spoke spent energy
+    # persona state persists in the data dir: those who spoke have contributions, and
+    # those who spoke last have not yet rested back to full energy (a 24-token reply costs
+    # about 25 s of rest, so only the last turn's speakers are certain to show it)
     spoke = {r["persona_id"] for t in result["turns"] for r in t["replies"]}
+    spoke_last = {r["persona_id"] for r in result["turns"][-1]["replies"]}
     for persona_id in spoke:
         state = json.loads((tmp_path / "state" / f"{persona_id}.json").read_text())
-        assert state["energy"] < 1.0 and state["reputation"]["contributions"] >= 1
+        assert state["reputation"]["contributions"] >= 1 and state["last_spoke_at"]
+        assert persona_id not in spoke_last or state["energy"] < 1.0
     cli = [sys.executable, "-m", "continuum", "personas", "state", "--json"]
     shown = subprocess.run(
         [*cli, "--data-dir", str(tmp_path)],
@@ -41,7 +45,7 @@ def test_console_room_shared_cognition(model_path, tmp_path):
         check=True,
     )
     rows = {r["persona"]: r for r in json.loads(shown.stdout)}
-    assert all(rows[p]["contributions"] >= 1 and rows[p]["energy"] < 1.0 for p in spoke)
+    assert all(rows[p]["contributions"] >= 1 for p in spoke)
     for turn in result["turns"]:
         kinds = [c["type"] for c in turn["coordination"]]
         assert kinds.count("analysis_posted") >= 1  # analysed once (+ a deeper look maybe)
