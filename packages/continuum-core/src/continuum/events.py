@@ -137,6 +137,17 @@ class MessageShed(_Event):
     reason: str
 
 
+class MediaBridged(_Event):
+    """A message's audio or images reached the model as they are (``direct``) or as text
+    (``stt``, ``describe``, ``told``), at this many speech-to-text / description calls."""
+
+    type: Literal["media_bridged"] = "media_bridged"
+    message_id: str
+    path: Literal["direct", "stt", "describe", "told"]
+    stt_calls: int = 0
+    describe_calls: int = 0
+
+
 class HistoryEdited(_Event):
     type: Literal["history_edited"] = "history_edited"
     message_id: str
@@ -159,6 +170,7 @@ RoomEvent = Annotated[
     | ProfileUpdated
     | HistoryEdited
     | MessageShed
+    | MediaBridged
     | MemoryWritten,
     Field(discriminator="type"),
 ]

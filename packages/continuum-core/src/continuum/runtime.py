@@ -17,6 +17,7 @@ consolidates what the hippocampus still holds, and persists state and memory.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import signal
 import time
@@ -33,7 +34,7 @@ from continuum import plugins
 from continuum.backends.base import Backend
 from continuum.cognition.state import PersonaStateStore
 from continuum.commands import CommandRouter
-from continuum.config import ContinuumConfig, secret
+from continuum.config import ContinuumConfig, MediaConfig, secret
 from continuum.envelope import Envelope, Participant, ParticipantKind, PersonaReply
 from continuum.errors import (
     BackendBusy,
@@ -57,6 +58,7 @@ from continuum.hosts.base import (
     PersonaCard,
     ReactionEvent,
 )
+from continuum.media import MediaBridge
 from continuum.memory.atomic import private_dir
 from continuum.memory.engine import MemoryEngine, default_data_dir
 from continuum.memory.hippocampus import Hippocampus
@@ -156,6 +158,18 @@ class DataDirInUse(ContinuumError):
     """Another continuum process is running on this data dir."""
 
 
+def media_bridge(config: MediaConfig) -> MediaBridge:
+    """The bridge for audio and images a model cannot take, as the config says."""
+    if config.stt == "none":
+        return MediaBridge()
+    if config.stt == "auto" and importlib.util.find_spec("faster_whisper") is None:
+        log.info("no speech-to-text installed: voice messages are announced, not heard")
+        return MediaBridge()
+    from continuum.media.whisper import WhisperTranscriber
+
+    return MediaBridge(WhisperTranscriber(config.stt_model, language=config.stt_language))
+
+
 def _lock_data_dir(root: Path) -> FileLock:
     if root.exists() and not root.is_dir():
         raise ContinuumError(f"the data dir {root} is a file, not a directory")
@@ -238,6 +252,7 @@ class Runtime:
         for person in cfg.people:
             self.people.link(person.id, person.name, *person.host_ids)
         self.hippocampus = Hippocampus(self.memory, self.backend) if self.memory else None
+        self.bridge = media_bridge(cfg.media)
         self.router = RoomRouter(
             self.personas,
             self.backend,
@@ -251,6 +266,7 @@ class Runtime:
                 state_store=self.state_store,
                 names=self.people.name_of,
                 shared_adapters=shared,
+                bridge=self.bridge,
             ),
             memory=self.memory,
             state_store=self.state_store,

@@ -16,6 +16,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import BaseModel, ConfigDict, Field
 
 from continuum.compose import CHATML
+from continuum.media.capabilities import ModelCapabilities
 from continuum.persona import Persona
 
 metrics_log = logging.getLogger("continuum.metrics")
@@ -198,6 +199,11 @@ class Backend(ABC):
     @abstractmethod
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` costs on this backend (for prompt budgets)."""
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """What the model takes besides text (audio, images): text only unless declared."""
+        return ModelCapabilities()
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

@@ -45,6 +45,7 @@ from continuum.backends.slots import SlotPool, common_prefix_len
 from continuum.compose import CHATML
 from continuum.errors import BackendError, BackendTimeout, ModelNotInstalled, PromptTooLong
 from continuum.genome.pager import AdapterPager, GenomeError
+from continuum.media.capabilities import ModelCapabilities
 
 try:
     import llama_cpp as llama
@@ -252,6 +253,12 @@ class EmbeddedBackend(Backend):
         self.model._model._exit_stack.callback(lambda: (b := this()) and b.close())
 
     # --- public API ---------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """Text in, text out: no projector (mmproj) is loaded, so audio and images go
+        through the media bridge."""
+        return ModelCapabilities(context_length=self.model.n_ctx_train, source="model")
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` costs in a prompt (a template marker in it counts as the one

@@ -29,6 +29,7 @@ from continuum.composition_cache import CompositionCache, history_tail_ids
 from continuum.envelope import (
     AudioPart,
     Envelope,
+    ImagePart,
     Participant,
     ParticipantKind,
     PersonaReply,
@@ -39,6 +40,7 @@ from continuum.errors import ContinuumError, UnknownMessage
 from continuum.events import (
     EventLog,
     HistoryEdited,
+    MediaBridged,
     MemoryWritten,
     MessageReceived,
     MessageTaken,
@@ -47,6 +49,7 @@ from continuum.events import (
     PersonaUpdated,
     ReputationChanged,
 )
+from continuum.media import Bridged, MediaBridge
 from continuum.memory.embeddings import Embedder
 from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
 from continuum.memory.index import RecallScope
@@ -87,8 +90,12 @@ class Room:
         gate: RelevanceGate | None = None,
         names: Callable[[str], str | None] | None = None,
         shared_adapters: Sequence[AdapterUse] = (),
+        bridge: MediaBridge | None = None,
     ) -> None:
         self.id = room_id
+        # audio and images for a model that cannot take them: transcribed / described (or
+        # the persona is told plainly what it cannot hear or see)
+        self.bridge = bridge or MediaBridge()
         self.shared_adapters = {u.id: u for u in shared_adapters}
         self.key = key or room_id  # "<host>:<room id>" under a router
         self.backend = backend
@@ -397,15 +404,32 @@ class Room:
         self.history.append(message)
         return message
 
-    def admit(self, envelope: Envelope) -> RoomMessage:
+    def admit(self, envelope: Envelope, bridged: Bridged | None = None) -> RoomMessage:
         """Register a message as arrived (MessageReceived, explicit remember requests)
-        without putting it in the history yet: the history gets it when it has the floor."""
+        without putting it in the history yet: the history gets it when it has the floor.
+        ``bridged``: what the media bridge made of its audio and images."""
         author = envelope.author
         self.participants.setdefault(author.id, author)
         self.visibility = envelope.visibility
+        media = tuple(p for p in envelope.parts if isinstance(p, AudioPart | ImagePart))
         message = RoomMessage(
-            id=envelope.id, author=author, text=envelope.text, timestamp=envelope.timestamp
+            id=envelope.id,
+            author=author,
+            text=bridged.text if bridged is not None else envelope.text,
+            timestamp=envelope.timestamp,
+            parts=media,
+            media=None if bridged is None or bridged.path == "text" else bridged.path,
         )
+        if bridged is not None and bridged.path != "text":
+            self.events.emit(
+                MediaBridged(
+                    room_id=self.id,
+                    message_id=envelope.id,
+                    path=bridged.path,
+                    stt_calls=bridged.stt_calls,
+                    describe_calls=bridged.describe_calls,
+                )
+            )
         self.events.emit(
             MessageReceived(room_id=self.id, message=message, visibility=envelope.visibility)
         )
@@ -454,7 +478,10 @@ class Room:
         the history), voice first, then messages that mention a persona, then the rest
         in arrival order. A message that waited longer than ``stale_after_s`` without a
         mention or voice is let go (the personas say so on the stream)."""
-        message = self.admit(envelope)
+        bridged = None
+        if any(isinstance(p, AudioPart | ImagePart) for p in envelope.parts):
+            bridged = await self.bridge.render(envelope.parts, self.backend.capabilities)
+        message = self.admit(envelope, bridged)
         candidates = self.candidates(envelope)
         for persona in candidates:
             self.enqueue(persona, envelope)

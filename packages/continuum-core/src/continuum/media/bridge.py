@@ -1,0 +1,88 @@
+"""The media bridge: a message's audio and images become text for a model that cannot take
+them (speech-to-text, a description), and stay raw for one that can.
+
+Every bridged message records which path ran — ``direct`` (the model takes the parts),
+``stt`` (audio transcribed), ``describe`` (images described by a vision model), ``told``
+(an image with no describer: the persona is told plainly that it cannot see it) — and how
+many speech-to-text and description calls it cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import anyio
+
+from continuum.envelope import AudioPart, ContentPart, ImagePart, TextPart
+from continuum.media.capabilities import ModelCapabilities
+
+MediaPath = Literal["text", "direct", "stt", "describe", "told"]
+
+
+class Transcriber(Protocol):
+    """Speech-to-text. Called in a worker thread (it may block)."""
+
+    def transcribe(self, audio: AudioPart) -> str: ...
+
+
+class Describer(Protocol):
+    """An image described in a sentence or two. Called in a worker thread."""
+
+    def describe(self, image: ImagePart) -> str: ...
+
+
+@dataclass(frozen=True)
+class Bridged:
+    """A message's parts as the history line a text model reads, and how it was made."""
+
+    text: str
+    path: MediaPath
+    stt_calls: int = 0
+    describe_calls: int = 0
+
+
+class MediaBridge:
+    """Turns a message's parts into text for models that cannot take them."""
+
+    def __init__(
+        self, transcriber: Transcriber | None = None, describer: Describer | None = None
+    ) -> None:
+        self.transcriber = transcriber
+        self.describer = describer
+
+    async def render(
+        self, parts: tuple[ContentPart, ...], capabilities: ModelCapabilities
+    ) -> Bridged:
+        audio = [p for p in parts if isinstance(p, AudioPart)]
+        images = [p for p in parts if isinstance(p, ImagePart)]
+        text = "\n".join(p.text for p in parts if isinstance(p, TextPart))
+        if not audio and not images:
+            return Bridged(text, "text")
+        audio_direct = not audio or capabilities.audio_in
+        images_direct = not images or capabilities.vision_in
+        if audio_direct and images_direct:
+            return Bridged(text, "direct")
+        lines = [text] if text else []
+        path: MediaPath = "direct"
+        stt = described = 0
+        if audio and not capabilities.audio_in:
+            if self.transcriber is None:  # said plainly, never silently dropped
+                lines.append("(sent a voice message you cannot hear)")
+                path = "told"
+            for part in audio if self.transcriber is not None else ():
+                heard = await anyio.to_thread.run_sync(self.transcriber.transcribe, part)
+                stt += 1
+                lines.append(heard.strip() or "(inaudible)")
+            path = "stt" if self.transcriber is not None else path
+        if images and not capabilities.vision_in:
+            for part in images:
+                if self.describer is None:
+                    lines.append("(shared an image you cannot see)")
+                    path = "told" if path == "direct" else path
+                    continue
+                seen = await anyio.to_thread.run_sync(self.describer.describe, part)
+                described += 1
+                lines.append(f"(shared an image: {seen.strip()})")
+                path = "describe" if path in ("direct", "told") else path
+        return Bridged("\n".join(lines), path, stt, described)
