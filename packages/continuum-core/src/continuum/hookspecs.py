@@ -13,11 +13,13 @@ import pluggy
 if TYPE_CHECKING:
     from continuum.backends.base import Backend
     from continuum.hosts.base import HostAdapter
+    from continuum.voice.tts import TTSEngine
 
 hookspec = pluggy.HookspecMarker("continuum")
 hookimpl = pluggy.HookimplMarker("continuum")
 
 BackendFactory = Callable[..., "Backend"]
+TTSFactory = Callable[[], "TTSEngine"]
 
 
 @hookspec
@@ -33,3 +35,9 @@ def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
 @hookspec
 def register_commands(subcommands: argparse._SubParsersAction) -> None:
     """Add ``continuum <command>`` sub-commands; set ``func`` with ``set_defaults``."""
+
+
+@hookspec
+def register_tts(register: Callable[[str, TTSFactory], None]) -> None:
+    """Register text-to-speech engines by name (``espeak-ng``, ``piper``, ...); a persona's
+    ``[voice] engine`` picks one."""

@@ -18,9 +18,10 @@ class VoiceSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    engine: str = "espeak-ng"
-    voice: str = "en-us"
+    engine: str = "espeak-ng"  # a registered TTS engine (continuum.plugins.tts_engines)
+    voice: str = "en-us"  # the engine's voice name (espeak-ng: "en-us+f3", "en-gb+m2", ...)
     speed: float = Field(default=1.0, gt=0.2, lt=4.0)
+    pitch: int = Field(default=50, ge=0, le=99)  # espeak-ng's 0..99 scale; others map it
     adapter: str | None = None  # a voice LoRA id in the persona's genome
 
 

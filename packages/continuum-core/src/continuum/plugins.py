@@ -5,13 +5,17 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from continuum import hookspecs
 from continuum.errors import PluginConflict, UnknownPlugin
-from continuum.hookspecs import BackendFactory
+from continuum.hookspecs import BackendFactory, TTSFactory
 from continuum.hosts.base import HostAdapter
+
+if TYPE_CHECKING:
+    from continuum.voice.tts import TTSEngine
 
 ENTRY_POINT_GROUP = "continuum"
 
@@ -54,6 +58,27 @@ def backends() -> dict[str, BackendFactory]:
 
     plugin_manager().hook.register_backends(register=register)
     return found
+
+
+def tts_engines() -> dict[str, TTSFactory]:
+    found: dict[str, TTSFactory] = {}
+
+    def register(name: str, factory: TTSFactory) -> None:
+        if name in found and found[name] is not factory:
+            raise PluginConflict(f"two plugins register a TTS engine named {name!r}")
+        found[name] = factory
+
+    plugin_manager().hook.register_tts(register=register)
+    return found
+
+
+def tts_engine(name: str) -> TTSEngine:
+    engines = tts_engines()
+    if name not in engines:
+        raise UnknownPlugin(
+            f"no TTS engine named {name!r} (installed: {', '.join(sorted(engines)) or 'none'})"
+        )
+    return engines[name]()
 
 
 def plugin_names() -> list[str]:

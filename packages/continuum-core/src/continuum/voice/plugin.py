@@ -1,0 +1,51 @@
+"""The voice plugin: the espeak-ng TTS engine and ``continuum voice``. Registered through
+the entry-point group, like every other plugin."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from continuum.hookspecs import TTSFactory, hookimpl
+
+
+def _espeak() -> object:
+    from continuum.voice.tts import EspeakTTS
+
+    return EspeakTTS()
+
+
+@hookimpl
+def register_tts(register: Callable[[str, TTSFactory], None]) -> None:
+    register("espeak-ng", _espeak)  # type: ignore[arg-type]
+
+
+def _voice(args: argparse.Namespace) -> int:
+    import anyio
+
+    from continuum.voice.cli import run_voice
+
+    return anyio.run(run_voice, args)
+
+
+@hookimpl
+def register_commands(subcommands: argparse._SubParsersAction) -> None:
+    p = subcommands.add_parser(
+        "voice", help="speak to a persona: a WAV in, its spoken reply out (streamed)"
+    )
+    p.add_argument("--in", dest="input", type=Path, required=True, help="a WAV of your voice")
+    p.add_argument("--out", type=Path, required=True, help="where the spoken reply goes (WAV)")
+    p.add_argument("--persona", help="persona id (default: the first one)")
+    p.add_argument("--config", type=Path, help="continuum.toml (backend, personas, media)")
+    p.add_argument(
+        "--mode",
+        choices=["streaming", "sandwich"],
+        default="streaming",
+        help="streaming (default) or the naive full-STT/full-reply/full-TTS pipeline",
+    )
+    p.add_argument(
+        "--fast", action="store_true", help="feed the WAV as fast as possible, not in real time"
+    )
+    p.add_argument("--metrics", action="store_true", help="print the per-stage breakdown")
+    p.set_defaults(func=_voice)

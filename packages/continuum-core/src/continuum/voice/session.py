@@ -1,0 +1,322 @@
+"""A voice turn: a person speaks, a persona answers aloud.
+
+``listen`` takes 32 ms frames as they arrive and decides when the person has finished
+(Silero voice activity + a transcript-aware end of turn, see :mod:`continuum.voice.vad`);
+the transcript is made speculatively during the pause, so speech-to-text is mostly off
+the critical path. ``respond`` runs the persona's turn in its room and speaks the reply
+while the model is still writing it: the text is cut at sentence and clause breaks and
+each piece is synthesized as soon as it is complete.
+
+``mode="sandwich"`` is the naive pipeline kept for measurement: a fixed silence timer,
+then the whole transcript, the whole reply, the whole synthesis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio
+import numpy as np
+
+from continuum.envelope import (
+    AudioPart,
+    Envelope,
+    Participant,
+    ReplyTarget,
+)
+from continuum.hosts.base import ReplySink, ReplyStart
+from continuum.media import MediaBridge, Transcriber
+from continuum.persona import Persona
+from continuum.room import Room
+from continuum.voice.audio import RATE, wav_bytes
+from continuum.voice.chunker import SpeechChunker
+from continuum.voice.tts import TTSEngine
+from continuum.voice.vad import FRAME, FRAME_MS, EndOfTurnPolicy, SileroVAD, reads_finished
+
+AudioOut = Callable[[np.ndarray, int], Awaitable[None]]
+
+
+@dataclass
+class Utterance:
+    """What the person said, and when they stopped (wall clock, ``time.monotonic``)."""
+
+    audio: np.ndarray
+    transcript: str | None  # None when the model hears the audio itself
+    end_of_speech: float  # when the last speech frame arrived
+    end_of_turn: float  # when the turn was judged finished
+    stt_ms: float = 0.0  # time spent transcribing (the pass that was kept)
+    stt_calls: int = 0  # every pass, speculative ones that speech made stale included
+    stt_after_turn_ms: float = 0.0  # transcription still running after the end of turn
+
+
+@dataclass
+class VoiceMetrics:
+    """One voice turn, stage by stage, in milliseconds from the end of speech."""
+
+    mode: str
+    path: str  # "stt" (transcribed) | "direct" (the model took the audio)
+    end_of_turn_ms: float  # the silence waited before answering
+    transcript_ms: float  # when the transcript was ready
+    first_token_ms: float | None = None
+    first_piece_ms: float | None = None  # a speakable sentence/clause was complete
+    first_audio_ms: float | None = None  # the first audio left for the speaker
+    stt_ms: float = 0.0
+    first_tts_ms: float | None = None  # synthesis time of the first piece
+    stt_calls: int = 0
+    tts_calls: int = 0
+    reply: str = ""
+    transcript: str = ""
+
+    def stages(self) -> dict[str, float | None]:
+        return {
+            "end_of_turn": self.end_of_turn_ms,
+            "transcript": self.transcript_ms,
+            "stt": self.stt_ms,
+            "first_token": self.first_token_ms,
+            "first_piece": self.first_piece_ms,
+            "first_tts": self.first_tts_ms,
+            "first_audio": self.first_audio_ms,
+        }
+
+
+class _Known:
+    """The bridge's transcriber for a voice turn: the transcript ``listen`` already made."""
+
+    def __init__(self, fallback: Transcriber | None) -> None:
+        self.fallback = fallback
+        self.known: dict[bytes, str] = {}  # audio digest -> transcript
+        self.calls = 0
+
+    def transcribe(self, audio: AudioPart) -> str:
+        key = hashlib.sha256(audio.data or b"").digest()
+        if key in self.known:
+            return self.known.pop(key)
+        if self.fallback is None:
+            return ""
+        self.calls += 1
+        return self.fallback.transcribe(audio)
+
+
+@dataclass
+class _Speaker(ReplySink):
+    """Receives the visible reply and speaks it: piece by piece (streaming) or at once."""
+
+    session: VoiceSession
+    out: AudioOut
+    metrics: VoiceMetrics
+    eos: float
+    streaming: bool
+    chunker: SpeechChunker = field(default_factory=SpeechChunker)
+    text: list[str] = field(default_factory=list)
+    spoken: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[str | None](math.inf)
+        self._done = anyio.Event()
+
+    def _ms(self) -> float:
+        return (time.monotonic() - self.eos) * 1000
+
+    async def run(self) -> None:
+        """Synthesize pieces in order while the model goes on writing."""
+        async with self._receive:
+            async for piece in self._receive:
+                if piece is None:
+                    break
+                started = time.monotonic()
+                samples, rate = await anyio.to_thread.run_sync(
+                    self.session.tts.synthesize, piece, self.session.persona.voice
+                )
+                self.metrics.tts_calls += 1
+                if self.metrics.first_tts_ms is None:
+                    self.metrics.first_tts_ms = (time.monotonic() - started) * 1000
+                if self.metrics.first_audio_ms is None:
+                    self.metrics.first_audio_ms = self._ms()
+                await self.out(samples, rate)
+                self.spoken.append(piece)
+        self._done.set()
+
+    def _queue(self, piece: str) -> None:
+        if self.metrics.first_piece_ms is None:
+            self.metrics.first_piece_ms = self._ms()
+        self._send.send_nowait(piece)
+
+    async def write(self, delta: str) -> None:
+        if self.metrics.first_token_ms is None:
+            self.metrics.first_token_ms = self._ms()
+        self.text.append(delta)
+        if self.streaming:
+            for piece in self.chunker.feed(delta):
+                self._queue(piece)
+
+    async def finish(self) -> str | None:
+        if self.streaming:
+            rest = self.chunker.flush()
+            if rest:
+                self._queue(rest)
+        else:
+            whole = "".join(self.text).strip()
+            if whole:
+                self._queue(whole)
+        self._send.send_nowait(None)
+        await self._done.wait()
+        return None
+
+    async def abort(self, reason: str) -> None:
+        self._send.send_nowait(None)
+
+
+class VoiceSession:
+    """One person talking with one persona in a room."""
+
+    def __init__(
+        self,
+        room: Room,
+        persona: Persona,
+        transcriber: Transcriber | None,
+        tts: TTSEngine,
+        *,
+        person: Participant | None = None,
+        policy: EndOfTurnPolicy | None = None,
+        mode: Literal["streaming", "sandwich"] = "streaming",
+        host: str = "voice",
+    ) -> None:
+        self.room, self.persona, self.tts, self.mode = room, persona, tts, mode
+        self.transcriber = transcriber
+        self.person = person or Participant(id="voice-user", name="You")
+        self.policy = policy or EndOfTurnPolicy()
+        self.host = host
+        self.vad = SileroVAD()
+        self._known = _Known(transcriber)
+        room.bridge = MediaBridge(self._known, room.bridge.describer)
+
+    @property
+    def hears_audio(self) -> bool:
+        return self.room.backend.capabilities.audio_in
+
+    def _transcribe(self, samples: np.ndarray) -> tuple[str, float]:
+        assert self.transcriber is not None
+        started = time.monotonic()
+        text = self.transcriber.transcribe(samples)  # type: ignore[arg-type]
+        return text, (time.monotonic() - started) * 1000
+
+    async def listen(self, frames: AsyncIterator[np.ndarray]) -> Utterance:
+        """Frames of 512 samples at 16 kHz, as they arrive; returns at the end of turn."""
+        p = self.policy
+        streaming = self.mode == "streaming" and not self.hears_audio
+        tail = p.long_tail_ms
+        kept: list[np.ndarray] = []
+        speech_ms = silence_ms = 0
+        last_speech = 0.0
+        calls = 0
+        speculation: dict[str, object] = {}  # the pass for the current pause
+        self.vad.reset()
+        async with anyio.create_task_group() as tg:
+
+            async def speculate(samples: np.ndarray, ticket: object) -> None:
+                text, ms = await anyio.to_thread.run_sync(
+                    self._transcribe, samples, abandon_on_cancel=True
+                )
+                if speculation.get("ticket") is ticket:
+                    speculation.update(text=text, ms=ms, done=time.monotonic())
+
+            async for frame in frames:
+                now = time.monotonic()
+                kept.append(frame)
+                prob = self.vad(frame)
+                if prob >= p.threshold or (silence_ms == 0 and prob >= p.threshold - 0.15):
+                    speech_ms += FRAME_MS
+                    silence_ms = 0
+                    last_speech = now
+                    speculation.clear()  # the person went on: that pass is stale
+                    continue
+                if speech_ms < p.min_speech_ms:
+                    speech_ms = silence_ms = 0  # a click or a cough: not a turn
+                    continue
+                silence_ms += FRAME_MS
+                if streaming and silence_ms >= p.speculate_ms and not speculation:
+                    ticket = object()
+                    speculation["ticket"] = ticket
+                    calls += 1
+                    tg.start_soon(speculate, np.concatenate(kept), ticket)
+                finished = "text" in speculation and reads_finished(str(speculation["text"]))
+                if silence_ms >= tail or (streaming and finished and silence_ms >= p.short_tail_ms):
+                    break
+            end_of_turn = time.monotonic()
+            audio = np.concatenate(kept) if kept else np.zeros(FRAME, np.float32)
+            heard = Utterance(audio, None, last_speech or end_of_turn, end_of_turn)
+            if not self.hears_audio and (not streaming or "ticket" not in speculation):
+                calls += 1
+                text, ms = await anyio.to_thread.run_sync(self._transcribe, audio)
+                heard.transcript, heard.stt_ms = text, ms
+                heard.stt_after_turn_ms = (time.monotonic() - end_of_turn) * 1000
+            elif not self.hears_audio:
+                while "text" not in speculation:  # the pass for this pause is still running
+                    await anyio.sleep(0.005)
+                heard.transcript = str(speculation["text"])
+                heard.stt_ms = float(speculation["ms"])  # type: ignore[arg-type]
+                done = float(speculation["done"])  # type: ignore[arg-type]
+                heard.stt_after_turn_ms = max(0.0, (done - end_of_turn) * 1000)
+            heard.stt_calls = calls
+            tg.cancel_scope.cancel()  # stale speculative passes are not waited for
+        return heard
+
+    async def respond(self, heard: Utterance, out: AudioOut) -> VoiceMetrics:
+        """The persona's turn on what was heard, spoken into ``out`` as it is written."""
+        eos = heard.end_of_speech
+        metrics = VoiceMetrics(
+            mode=self.mode,
+            path="direct" if heard.transcript is None else "stt",
+            end_of_turn_ms=(heard.end_of_turn - eos) * 1000,
+            transcript_ms=(time.monotonic() - eos) * 1000,
+            stt_ms=heard.stt_ms,
+            stt_calls=heard.stt_calls,
+            transcript=heard.transcript or "",
+        )
+        part = AudioPart(data=wav_bytes(heard.audio, RATE), sample_rate=RATE)
+        if heard.transcript is not None:
+            self._known.known[hashlib.sha256(part.data or b"").digest()] = heard.transcript
+        envelope = Envelope(
+            host=self.host,
+            room_id=self.room.id,
+            author=self.person,
+            parts=(part,),
+            reply_to=ReplyTarget(host=self.host, channel=self.room.id),
+            mentions=(self.persona.id,),
+        )
+        speaker = _Speaker(self, out, metrics, eos, streaming=self.mode == "streaming")
+
+        async def opener(start: ReplyStart) -> ReplySink:
+            return speaker
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(speaker.run)
+            replies = await self.room.handle(envelope, replies=opener)
+            if not replies:  # nobody answered: the speaker has nothing to say
+                await speaker.abort("silent")
+        metrics.stt_calls += self._known.calls
+        metrics.reply = "".join(speaker.text).strip()
+        return metrics
+
+
+async def frames_of(
+    samples: np.ndarray, realtime: bool = True, silence_after_ms: int = 2000
+) -> AsyncIterator[np.ndarray]:
+    """A recording as a live microphone would give it: 32 ms frames, paced in real time,
+    followed by silence (the person stopped talking and waits)."""
+    pad = np.zeros(RATE * silence_after_ms // 1000, dtype=np.float32)
+    audio = np.concatenate([samples.astype(np.float32), pad])
+    audio = np.pad(audio, (0, -len(audio) % FRAME))
+    start = time.monotonic()
+    for i in range(0, len(audio), FRAME):
+        if realtime:
+            due = start + (i + FRAME) / RATE
+            delay = due - time.monotonic()
+            if delay > 0:
+                await anyio.sleep(delay)
+        yield audio[i : i + FRAME]

@@ -1,0 +1,90 @@
+"""Voice activity (Silero, the ONNX copy bundled in faster-whisper) frame by frame, and an
+end-of-turn detector that is better than a fixed silence timer.
+
+End of turn: a short silence ends the turn when what was said so far reads as finished
+(the speculative transcript, made while the person is silent, ends a sentence and not on a
+word that promises more: "and", "the", "um", ...); otherwise the turn waits for a long
+silence. The speculative transcript is the final one when the person does not go on, so
+speech-to-text is off the critical path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from continuum.errors import ContinuumError
+
+FRAME = 512  # samples at 16 kHz: 32 ms, what Silero takes
+FRAME_MS = 32
+_CONTEXT = 64
+
+
+class SileroVAD:
+    """Speech probability per 32 ms frame, carrying the model's state across calls."""
+
+    def __init__(self) -> None:
+        try:
+            import onnxruntime
+            from faster_whisper.utils import get_assets_path
+        except ImportError as exc:
+            raise ContinuumError(
+                "voice activity detection needs faster-whisper (its bundled Silero model) "
+                "and onnxruntime: pip install 'continuum-core[voice]'"
+            ) from exc
+        opts = onnxruntime.SessionOptions()
+        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 4
+        self._session = onnxruntime.InferenceSession(
+            os.path.join(get_assets_path(), "silero_vad_v6.onnx"),
+            providers=["CPUExecutionProvider"],
+            sess_options=opts,
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros((1, _CONTEXT), dtype=np.float32)
+
+    def __call__(self, frame: np.ndarray) -> float:
+        if frame.shape != (FRAME,):
+            raise ValueError(f"a VAD frame is {FRAME} samples at 16 kHz")
+        x = np.concatenate([self._context, frame[None, :].astype(np.float32)], axis=1)
+        out, self._h, self._c = self._session.run(None, {"input": x, "h": self._h, "c": self._c})
+        self._context = x[:, -_CONTEXT:]
+        return float(out.reshape(-1)[0])
+
+
+# words after which a speaker has not finished: a pause here is a breath, not a turn end
+_OPEN_ENDINGS = frozenset(
+    """a an the and or but so because if when while that which who whose to of in on at for
+    with about from by as than then like um uh er erm hmm my your our their his her its is
+    are was were be been am i we you they he she it this these those some any very really
+    just maybe also""".split()
+)
+_LAST_WORD = re.compile(r"([A-Za-z']+)\W*$")
+
+
+def reads_finished(transcript: str) -> bool:
+    """Does this (speculative) transcript read like a finished turn?"""
+    text = transcript.strip()
+    if not text or text.endswith(("...", "…", ",", "-", "—")):
+        return False
+    m = _LAST_WORD.search(text)
+    if m and m.group(1).lower() in _OPEN_ENDINGS:
+        return False
+    return text[-1] in ".?!"
+
+
+@dataclass
+class EndOfTurnPolicy:
+    threshold: float = 0.5  # speech probability that counts as speech
+    min_speech_ms: int = 160  # shorter bursts are noise (a click, a cough's start)
+    speculate_ms: int = 96  # silence before the speculative transcript starts
+    short_tail_ms: int = 256  # silence that ends a turn that reads as finished
+    long_tail_ms: int = 960  # silence that ends any turn
