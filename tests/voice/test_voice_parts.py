@@ -10,7 +10,7 @@ from continuum.errors import ContinuumError, UnknownPlugin
 from continuum.plugins import tts_engine, tts_engines
 from continuum.voice.audio import read_wav, resample, wav_bytes
 from continuum.voice.chunker import SpeechChunker
-from continuum.voice.vad import reads_finished
+from continuum.voice.vad import is_backchannel, reads_finished
 
 
 def test_a_streaming_reply_is_cut_at_sentences_and_long_clauses():
@@ -28,10 +28,14 @@ def test_a_streaming_reply_is_cut_at_sentences_and_long_clauses():
     assert pieces == ["Sure.", "The cache is cold,", "so the first request,"]
     assert c.flush() == "which is slow"
     assert c.flush() is None
-    # a short clause waits for more words; no punctuation at all is cut at a length bound
-    c = SpeechChunker(min_clause_words=4, max_words=6)
+    # a short clause waits for more words; no punctuation at all is cut at a length bound,
+    # shorter for the first piece (what the person is waiting for)
+    c = SpeechChunker(min_clause_words=4, max_words=6, first_max_words=3)
     assert c.feed("Yes, ") == []
-    assert c.feed("one two three four five six seven") == ["Yes, one two three four five"]
+    assert c.feed("one two three four five six seven eight nine ten") == [
+        "Yes, one two",
+        "three four five six seven eight",
+    ]
 
 
 def test_a_pause_after_an_open_word_is_not_the_end_of_a_turn():
@@ -42,6 +46,13 @@ def test_a_pause_after_an_open_word_is_not_the_end_of_a_turn():
     assert not reads_finished("Well, um...")
     assert not reads_finished("the cache layer,")
     assert not reads_finished("")
+
+
+def test_backchannels_are_told_from_interruptions():
+    for said in ["Mm-hmm.", "Uh-huh.", "Mm, mm, mm.", "Yeah.", "", "Okay, right."]:
+        assert is_backchannel(said), said
+    for said in ["Wait.", "Stop, that's wrong.", "way.", "No, the other one."]:
+        assert not is_backchannel(said), said
 
 
 def test_wav_round_trip_and_resampling():

@@ -35,6 +35,7 @@ from continuum.envelope import (
     PersonaReply,
     RoomMessage,
     Visibility,
+    new_id,
 )
 from continuum.errors import ContinuumError, UnknownMessage
 from continuum.events import (
@@ -47,6 +48,7 @@ from continuum.events import (
     PersonaSilent,
     PersonaStateChanged,
     PersonaUpdated,
+    ReplyPosted,
     ReputationChanged,
 )
 from continuum.media import Bridged, MediaBridge
@@ -616,6 +618,27 @@ class Room:
         state.reputation.contributions += 1
         state.inbox.take(envelope.id)
         self._state_changed(persona.id, f"replied ({envelope.id})")
+
+    def record_interrupted(
+        self, persona: Persona, envelope: Envelope, message_id: str, spoken: str
+    ) -> RoomMessage | None:
+        """A spoken reply the person cut off: the history keeps what was heard, and the
+        unspoken rest is gone (never said later as if it had been)."""
+        if not spoken:
+            return None
+        message = RoomMessage(
+            id=message_id or new_id(), author=self.participants[persona.id], text=spoken
+        )
+        self.record_reply(persona, envelope, message, None, [])
+        self.events.emit(
+            ReplyPosted(
+                room_id=self.id,
+                persona_id=persona.id,
+                message=message,
+                metrics=InferenceMetrics.nothing("interrupted"),
+            )
+        )
+        return message
 
     def record_failure(self, persona: Persona, envelope: Envelope) -> None:
         self.finish_item(persona.id, envelope.id, "failed")

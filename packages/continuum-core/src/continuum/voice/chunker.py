@@ -10,10 +10,18 @@ _CLAUSE_END = re.compile(r"[,;:—–]\s")
 
 
 class SpeechChunker:
-    def __init__(self, min_clause_words: int = 4, max_words: int = 24) -> None:
+    """The first piece is cut early (a short clause, or ``first_max_words`` words): it is
+    what the person waits for; later pieces follow whole sentences and long clauses,
+    which sound better and are spoken while the next ones are written."""
+
+    def __init__(
+        self, min_clause_words: int = 4, max_words: int = 24, first_max_words: int = 8
+    ) -> None:
         self.min_clause_words = min_clause_words
         self.max_words = max_words
+        self.first_max_words = first_max_words
         self._buf = ""
+        self._first = True
 
     def feed(self, delta: str) -> list[str]:
         """Text in as it streams; the pieces that are ready to speak out."""
@@ -28,15 +36,23 @@ class SpeechChunker:
         return piece or None
 
     def _cut(self) -> str | None:
+        piece = self._cut_piece()
+        if piece:
+            self._first = False
+        return piece
+
+    def _cut_piece(self) -> str | None:
+        min_clause = max(2, self.min_clause_words - 1) if self._first else self.min_clause_words
+        longest = self.first_max_words if self._first else self.max_words
         m = _SENTENCE_END.search(self._buf)
         if m is None:
             for c in _CLAUSE_END.finditer(self._buf):
-                if len(self._buf[: c.end()].split()) >= self.min_clause_words:
+                if len(self._buf[: c.end()].split()) >= min_clause:
                     m = c
                     break
-        if m is None and len(self._buf.split()) > self.max_words:  # no punctuation at all
+        if m is None and len(self._buf.split()) > longest:  # no punctuation in reach
             words = re.finditer(r"\S+", self._buf)
-            cut = [w.end() for _, w in zip(range(self.max_words), words, strict=False)][-1]
+            cut = [w.end() for _, w in zip(range(longest), words, strict=False)][-1]
             piece, self._buf = self._buf[:cut].strip(), self._buf[cut:]
             return piece or None
         if m is None:

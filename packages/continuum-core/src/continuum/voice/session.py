@@ -13,6 +13,7 @@ then the whole transcript, the whole reply, the whole synthesis.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -35,8 +36,16 @@ from continuum.persona import Persona
 from continuum.room import Room
 from continuum.voice.audio import RATE, wav_bytes
 from continuum.voice.chunker import SpeechChunker
+from continuum.voice.playback import Player
 from continuum.voice.tts import TTSEngine
-from continuum.voice.vad import FRAME, FRAME_MS, EndOfTurnPolicy, SileroVAD, reads_finished
+from continuum.voice.vad import (
+    FRAME,
+    FRAME_MS,
+    EndOfTurnPolicy,
+    SileroVAD,
+    is_backchannel,
+    reads_finished,
+)
 
 AudioOut = Callable[[np.ndarray, int], Awaitable[None]]
 
@@ -69,8 +78,11 @@ class VoiceMetrics:
     first_tts_ms: float | None = None  # synthesis time of the first piece
     stt_calls: int = 0
     tts_calls: int = 0
-    reply: str = ""
+    reply: str = ""  # what the persona said (only what was heard, if interrupted)
     transcript: str = ""
+    barge_ins: int = 0  # playback paused because the person spoke
+    resumed: int = 0  # ... and resumed: it was a cough or an "mm-hm"
+    interrupted: bool = False  # the person took the floor: the rest was not said
 
     def stages(self) -> dict[str, float | None]:
         return {
@@ -107,13 +119,14 @@ class _Speaker(ReplySink):
     """Receives the visible reply and speaks it: piece by piece (streaming) or at once."""
 
     session: VoiceSession
-    out: AudioOut
+    player: Player
     metrics: VoiceMetrics
     eos: float
     streaming: bool
     chunker: SpeechChunker = field(default_factory=SpeechChunker)
     text: list[str] = field(default_factory=list)
     spoken: list[str] = field(default_factory=list)
+    message_id: str = ""
 
     def __post_init__(self) -> None:
         self._send, self._receive = anyio.create_memory_object_stream[str | None](math.inf)
@@ -137,8 +150,15 @@ class _Speaker(ReplySink):
                     self.metrics.first_tts_ms = (time.monotonic() - started) * 1000
                 if self.metrics.first_audio_ms is None:
                     self.metrics.first_audio_ms = self._ms()
-                await self.out(samples, rate)
-                self.spoken.append(piece)
+                heard = await self.player.play(samples, rate)
+                if heard >= 1.0:
+                    self.spoken.append(piece)
+                    continue
+                words = piece.split()  # cut off mid-piece: keep the words that were heard
+                kept = words[: int(len(words) * heard)]
+                if kept:
+                    self.spoken.append(" ".join(kept) + "—")
+                break
         self._done.set()
 
     def _queue(self, piece: str) -> None:
@@ -168,7 +188,8 @@ class _Speaker(ReplySink):
         return None
 
     async def abort(self, reason: str) -> None:
-        self._send.send_nowait(None)
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._send.send_nowait(None)  # playback may have stopped already (barge-in)
 
 
 class VoiceSession:
@@ -266,8 +287,18 @@ class VoiceSession:
             tg.cancel_scope.cancel()  # stale speculative passes are not waited for
         return heard
 
-    async def respond(self, heard: Utterance, out: AudioOut) -> VoiceMetrics:
-        """The persona's turn on what was heard, spoken into ``out`` as it is written."""
+    async def respond(
+        self,
+        heard: Utterance,
+        out: Player | AudioOut,
+        interruptions: AsyncIterator[np.ndarray] | None = None,
+    ) -> VoiceMetrics:
+        """The persona's turn on what was heard, spoken into ``out`` (a :class:`Player`,
+        or a plain callback for each piece) as it is written. ``interruptions``: the
+        person's microphone during playback (32 ms frames); speech there pauses the
+        reply at once, and either resumes it (a cough, "mm-hm") or ends the turn: the
+        generation is cancelled and the persona's history keeps only what was heard."""
+        player = out if isinstance(out, Player) else Player(out, realtime=False)
         eos = heard.end_of_speech
         metrics = VoiceMetrics(
             mode=self.mode,
@@ -289,19 +320,82 @@ class VoiceSession:
             reply_to=ReplyTarget(host=self.host, channel=self.room.id),
             mentions=(self.persona.id,),
         )
-        speaker = _Speaker(self, out, metrics, eos, streaming=self.mode == "streaming")
+        speaker = _Speaker(self, player, metrics, eos, streaming=self.mode == "streaming")
 
         async def opener(start: ReplyStart) -> ReplySink:
+            speaker.message_id = start.message_id
             return speaker
 
         async with anyio.create_task_group() as tg:
+
+            async def turn() -> None:
+                replies = await self.room.handle(envelope, replies=opener)
+                if not replies:  # nobody answered: the speaker has nothing to say
+                    await speaker.abort("silent")
+                tg.cancel_scope.cancel()  # the reply is over: stop watching for barge-in
+
             tg.start_soon(speaker.run)
-            replies = await self.room.handle(envelope, replies=opener)
-            if not replies:  # nobody answered: the speaker has nothing to say
-                await speaker.abort("silent")
+            if interruptions is not None:
+                tg.start_soon(self._watch, interruptions, player, metrics, tg.cancel_scope)
+            await turn()
+        if metrics.interrupted:
+            spoken = " ".join(speaker.spoken).strip()
+            self.room.record_interrupted(self.persona, envelope, speaker.message_id, spoken)
+            metrics.reply = spoken
+        else:
+            metrics.reply = "".join(speaker.text).strip()
         metrics.stt_calls += self._known.calls
-        metrics.reply = "".join(speaker.text).strip()
         return metrics
+
+    async def _watch(
+        self,
+        frames: AsyncIterator[np.ndarray],
+        player: Player,
+        metrics: VoiceMetrics,
+        turn: anyio.CancelScope,
+    ) -> None:
+        """Barge-in: pause on speech, then resume (not an interruption) or end the turn."""
+        p = self.policy
+        vad = SileroVAD()
+        burst: list[np.ndarray] = []
+        speech_ms = silence_ms = 0
+        async for frame in frames:
+            if vad(frame) >= p.threshold:
+                burst.append(frame)
+                speech_ms += FRAME_MS
+                silence_ms = 0
+            elif burst:
+                burst.append(frame)
+                silence_ms += FRAME_MS
+            else:
+                continue
+            if speech_ms >= p.barge_in_ms and not player.paused:
+                player.pause()
+                metrics.barge_ins += 1
+            if not player.paused:
+                if silence_ms >= p.short_tail_ms:  # too short to pause for: forget it
+                    burst, speech_ms, silence_ms = [], 0, 0
+                continue
+            if speech_ms >= p.confirm_ms:
+                interrupted = True
+            elif silence_ms >= p.short_tail_ms:  # a short burst: what was it?
+                said = ""
+                if self.transcriber is not None:
+                    said, _ = await anyio.to_thread.run_sync(
+                        self._transcribe, np.concatenate(burst)
+                    )
+                    metrics.stt_calls += 1
+                interrupted = not is_backchannel(said)
+            else:
+                continue
+            if interrupted:
+                metrics.interrupted = True
+                player.stop()
+                turn.cancel()  # the generation too: the rest will not be said
+                return
+            metrics.resumed += 1
+            player.resume()
+            burst, speech_ms, silence_ms = [], 0, 0
 
 
 async def frames_of(
@@ -315,8 +409,7 @@ async def frames_of(
     start = time.monotonic()
     for i in range(0, len(audio), FRAME):
         if realtime:
-            due = start + (i + FRAME) / RATE
-            delay = due - time.monotonic()
+            delay = start + (i + FRAME) / RATE - time.monotonic()
             if delay > 0:
                 await anyio.sleep(delay)
         yield audio[i : i + FRAME]

@@ -88,3 +88,18 @@ class EndOfTurnPolicy:
     speculate_ms: int = 96  # silence before the speculative transcript starts
     short_tail_ms: int = 256  # silence that ends a turn that reads as finished
     long_tail_ms: int = 960  # silence that ends any turn
+    barge_in_ms: int = 128  # speech during playback that pauses it
+    # speech this long during playback is an interruption whatever it says (shorter bursts
+    # are transcribed: "mm-hm" resumes). Playback is paused long before, at barge_in_ms.
+    confirm_ms: int = 960
+
+
+# what people say to show they are listening, not to take the floor
+BACKCHANNELS = frozenset(
+    """mm mmm mhm mmhm hm hmm uh huh uhhuh yeah yep yes ok okay right sure aha ah oh um""".split()
+)
+
+
+def is_backchannel(transcript: str) -> bool:
+    words = re.findall(r"[a-z']+", transcript.lower())  # "Mm-hmm." -> mm, hmm
+    return all(w in BACKCHANNELS for w in words)  # nothing heard (a cough): one too
