@@ -44,6 +44,8 @@ class SlackPeer:
         self.fail: dict[str, list[Any]] = {}  # method -> queue of failures (error or 429)
         self.responses: list[dict] = []  # what slash commands answered (response_url)
         self.acks: list[str] = []  # Socket Mode acks (envelope ids)
+        self.files: dict[str, tuple[bytes, str]] = {}  # id -> (content, mimetype)
+        self.file_gets: list[tuple[str, str | None]] = []  # (file id, token)
         self._ts = itertools.count(1)
         self._socket: web.WebSocketResponse | None = None
         self._socket_ready = asyncio.Event()
@@ -58,6 +60,7 @@ class SlackPeer:
         app.router.add_get("/api/{method}", self._api)  # slack_sdk GETs some (users.info)
         app.router.add_get("/socket", self._websocket)
         app.router.add_post("/response/{id}", self._response_url)
+        app.router.add_get("/files/{id}", self._file)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -103,6 +106,29 @@ class SlackPeer:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         self.calls[-1].result = self._answer(method, args)
         return web.json_response(self.calls[-1].result)
+
+    async def _file(self, request: web.Request) -> web.Response:
+        """url_private: the file's bytes for a bot token, a login page otherwise (Slack
+        answers an unauthenticated download with HTML, not an error status)."""
+        file_id = request.match_info["id"]
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ") or None
+        self.file_gets.append((file_id, token))
+        if token != BOT_TOKEN or file_id not in self.files:
+            return web.Response(status=302, headers={"Location": "/signin"})
+        data, mime = self.files[file_id]
+        return web.Response(body=data, content_type=mime)
+
+    def share(self, file_id: str, name: str, data: bytes, mime: str) -> dict[str, Any]:
+        """Put a file on the peer; returns the file object an event carries."""
+        self.files[file_id] = (data, mime)
+        return {
+            "id": file_id,
+            "name": name,
+            "mimetype": mime,
+            "size": len(data),
+            "url_private": f"{self.url}/files/{file_id}",
+            "url_private_download": f"{self.url}/files/{file_id}",
+        }
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         ok = {"ok": True}

@@ -3,11 +3,12 @@ Slack's wire formats (signed Events API requests, Web API calls, Socket Mode).""
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
 from conftest import JUNO, MAYA, serving, until
-from slack_peer import event_payload, post_command, post_event
+from slack_peer import BOT_TOKEN, event_payload, post_command, post_event
 
 from continuum.events import ReplyPosted
 from continuum.testing import ScriptedBackend
@@ -324,6 +325,39 @@ async def test_a_shared_file_is_mentioned_to_the_persona(tmp_path, peer):
         await post_event(url(host), event_payload(event))
         await until(lambda: rt.stats["answered"] >= 1)
         assert "(shared an image: latency.png" in seen[-1]
+
+
+async def test_a_voice_clip_is_heard_and_an_image_is_announced(tmp_path, peer):
+    seen = []
+    backend = ScriptedBackend(lambda req: seen.append(req.prompt) or "On it.")
+    wav = tmp_path / "clip.wav"
+    subprocess.run(
+        ["espeak-ng", "-w", str(wav), "Maya, can you check the cache hit rate tomorrow?"],
+        check=True,
+    )
+    clip = peer.share("F2", "clip.wav", wav.read_bytes(), "audio/wav")
+    chart = peer.share("F3", "chart.png", b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png")
+    async with serving(tmp_path, peer, backend) as (rt, host):
+        event = message("", subtype="file_share", files=[clip, chart])
+        await post_event(url(host), event_payload(event))
+        await until(lambda: rt.stats["answered"] >= 1)
+    assert peer.file_gets == [("F2", BOT_TOKEN), ("F3", BOT_TOKEN)]  # with the bot token
+    assert "check the" in seen[-1].lower() and "tomorrow" in seen[-1].lower()  # heard (STT)
+    assert "(shared an image you cannot see)" in seen[-1]  # no vision model: said plainly
+
+
+async def test_files_off_slacks_file_host_or_over_the_cap_are_never_fetched(tmp_path, peer):
+    seen = []
+    backend = ScriptedBackend(lambda req: seen.append(req.prompt) or "Ok.")
+    big = peer.share("F4", "long.wav", bytes(2_000_000), "audio/wav")
+    elsewhere = {**peer.share("F5", "x.png", b"png", "image/png")}
+    elsewhere["url_private"] = elsewhere["url_private_download"] = "http://169.254.169.254/x"
+    async with serving(tmp_path, peer, backend, max_file_mb=1) as (rt, host):
+        event = message("two files", subtype="file_share", files=[big, elsewhere])
+        await post_event(url(host), event_payload(event))
+        await until(lambda: rt.stats["answered"] >= 1)
+    assert peer.file_gets == []
+    assert "(shared audio: long.wav" in seen[-1] and "(shared an image: x.png" in seen[-1]
 
 
 async def test_one_person_one_memory_across_channels_and_dms(tmp_path, peer):

@@ -21,6 +21,10 @@ class SlackConfig(HostConfig):
     port: int = Field(default=3000, ge=0, le=65535)  # 0: any free port
     path: str = "/slack/events"
     api_url: str | None = None  # the Web API base URL (tests: a local peer)
+    # audio and images shared in a message are fetched (with the bot token, from Slack's
+    # file host only) and given to the persona: heard through speech-to-text, or seen by
+    # a vision model; larger files are announced by name only
+    max_file_mb: float = Field(default=25.0, ge=0.0)
     # replies: "auto" streams with chat.startStream where the workspace allows it, else
     # posts and edits (chat.update) at most once per update_interval_s
     stream: Literal["auto", "stream", "update", "off"] = "auto"

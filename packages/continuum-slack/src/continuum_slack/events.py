@@ -66,8 +66,9 @@ def addressed(text: str, personas: Sequence[PersonaCard]) -> tuple[str, ...]:
 
 
 def file_notes(files: Sequence[dict[str, Any]] | None) -> list[str]:
-    """What a persona is told about files shared in a message (the multimodal path, when
-    it lands, will send images and audio to models that take them)."""
+    """What a persona is told about files it does not get: documents, a bot's files, media
+    over the size cap or off Slack's file host (fetched audio and images go to the media
+    bridge instead: continuum_slack.files)."""
     notes = []
     for f in files or ():
         name = f.get("name") or f.get("title") or "a file"

@@ -50,6 +50,7 @@ from continuum_slack.events import (
     room_of,
     visibility_of,
 )
+from continuum_slack.files import FileFetcher
 from continuum_slack.sink import SlackReplySink
 
 log = logging.getLogger("continuum.slack")
@@ -114,6 +115,7 @@ class SlackHost(HostAdapter):
                 AsyncServerErrorRetryHandler(max_retry_count=2),
             ],
         )
+        self.files = FileFetcher(token, cfg.api_url, int(cfg.max_file_mb * 1_000_000))
         http = cfg.mode == "http"
         self.app = AsyncApp(
             client=self.client,  # carries the bot token
@@ -321,10 +323,13 @@ class SlackHost(HostAdapter):
             await self._thread_context(channel, thread_ts, ts)
         self._known_rooms.add(room)
         text = clean_text(event.get("text") or "", self.bot_user_id, self._names)
-        parts = [TextPart(text=t) for t in (text, *file_notes(event.get("files"))) if t]
+        is_bot = bool(event.get("bot_id")) or subtype == "bot_message"
+        media, others = [], event.get("files")
+        if not is_bot:  # a person's audio and images reach the persona (a bot's: named)
+            media, others = await self.files.fetch(event.get("files"))
+        parts = [TextPart(text=t) for t in (text, *file_notes(others)) if t] + media
         if not parts:
             return
-        is_bot = bool(event.get("bot_id")) or subtype == "bot_message"
         user = event.get("user") or event.get("bot_id") or "unknown"
         author = Participant(
             id=user,
