@@ -57,3 +57,19 @@ def embedder():
     from continuum.memory.embeddings import WordLlamaEmbedder
 
     return WordLlamaEmbedder()
+
+
+@pytest.fixture(scope="session")
+def transcriber():
+    """Whisper tiny.en through faster-whisper (the [voice] extra)."""
+    import importlib.util
+
+    from continuum.errors import ContinuumError
+    from continuum.media.whisper import INSTALL, WhisperTranscriber
+
+    if importlib.util.find_spec("faster_whisper") is None:
+        pytest.fail(f"speech-to-text is not installed: {INSTALL}", pytrace=False)
+    try:
+        return WhisperTranscriber()
+    except ContinuumError as exc:  # the packaged model is missing: say how to install it
+        pytest.fail(f"{exc} (or run ./scripts/test)", pytrace=False)

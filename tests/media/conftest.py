@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,16 +14,3 @@ def espeak_wav(text: str, path: Path, voice: str = "en-us", speed: int = 150) ->
         pytest.fail("these tests speak with espeak-ng: sudo apt-get install espeak-ng")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
     return path.read_bytes()
-
-
-@pytest.fixture(scope="session")
-def transcriber():
-    from continuum.errors import ContinuumError
-    from continuum.media.whisper import INSTALL, WhisperTranscriber
-
-    if importlib.util.find_spec("faster_whisper") is None:
-        pytest.fail(f"speech-to-text is not installed: {INSTALL}", pytrace=False)
-    try:
-        return WhisperTranscriber()
-    except ContinuumError as exc:  # the packaged model is missing: say how to install it
-        pytest.fail(f"{exc} (or run ./scripts/test)", pytrace=False)

@@ -17,7 +17,6 @@ from continuum.voice.audio import RATE
 from continuum.voice.playback import Player
 from continuum.voice.session import VoiceSession, frames_of
 from continuum.voice.vad import FRAME
-from tests.media.conftest import transcriber as transcriber
 from tests.voice.test_voice_session import speech
 
 pytestmark = pytest.mark.anyio

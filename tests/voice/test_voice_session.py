@@ -19,7 +19,6 @@ from continuum.voice.audio import read_wav, resample
 from continuum.voice.session import VoiceSession, frames_of
 from continuum.voice.vad import EndOfTurnPolicy
 from tests.media.conftest import espeak_wav
-from tests.media.conftest import transcriber as transcriber
 
 pytestmark = pytest.mark.anyio
 MAYA = Persona(

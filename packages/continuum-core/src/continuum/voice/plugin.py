@@ -16,9 +16,16 @@ def _espeak() -> object:
     return EspeakTTS()
 
 
+def _piper() -> object:
+    from continuum.voice.piper import PiperTTS
+
+    return PiperTTS()  # without the [piper] extra: an error with the install line
+
+
 @hookimpl
 def register_tts(register: Callable[[str, TTSFactory], None]) -> None:
     register("espeak-ng", _espeak)  # type: ignore[arg-type]
+    register("piper", _piper)  # type: ignore[arg-type]
 
 
 def _voice(args: argparse.Namespace) -> int:
