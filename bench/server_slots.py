@@ -14,8 +14,9 @@ message by message, one request at a time (so the two never compete for the core
 Per warm turn (every persona turn after its first): tokens the server evaluated
 (``timings.prompt_n``), tokens it reused (``cache_n``) and time to first token.
 
-Then the same at ~4k and ~8k-token prompts (each room starts with that much earlier
-history; 4 messages), where re-evaluating a whole prompt costs what pinning saves.
+Then the same at ~4k and ~7k-token prompts (each room starts with that much earlier
+history; 4 messages; 7k because the model's 8192-token context holds no more), where
+re-evaluating a whole prompt costs what pinning saves.
 
     .venv/bin/python bench/server_slots.py          # full run (~40 min on 2 cores)
     .venv/bin/python bench/server_slots.py --quick  # 3 messages, ~1.3k prompts only
@@ -36,6 +37,7 @@ import tempfile
 from pathlib import Path
 
 import anyio
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -97,17 +99,20 @@ def summarize(room: Room, backend: ServerBackend, mode: str) -> dict:
     }
 
 
-def seed_history(room: Room, tokens: int) -> None:
-    """~``tokens`` of earlier conversation, the same in every room (deterministic)."""
+def seed_history(room: Room, tokens: int, server_url: str) -> None:
+    """``tokens`` of earlier conversation in the model's own tokens (counted by the
+    server's /tokenize, not estimated), the same in every room (deterministic)."""
     words = (
         "latency cache river garden history engine lantern budget profile archive clock "
         "signal copper meadow kernel thread harbour window puzzle recipe orbit ledger"
     ).split()
     sam = Participant(id="sam", name="Sam")
-    i = 0
-    while sum(room.backend.count_tokens(m.text) + 8 for m in room.history) < tokens:
-        text = " ".join(words[(i * 7 + j) % len(words)] for j in range(60))
-        room.history.append(RoomMessage(id=f"h{i}", author=sam, text=text.capitalize() + "."))
+    i = total = 0
+    while total < tokens:
+        text = " ".join(words[(i * 7 + j) % len(words)] for j in range(60)).capitalize() + "."
+        counted = httpx.post(f"{server_url}/tokenize", json={"content": text}, timeout=30)
+        total += len(counted.json()["tokens"]) + 8  # + the turn's role markers
+        room.history.append(RoomMessage(id=f"h{i}", author=sam, text=text))
         i += 1
 
 
@@ -116,8 +121,12 @@ async def run_size(
 ) -> list[dict]:
     threads = os.cpu_count() or 2
     policy = RoomPolicy(reply_max_tokens=24, cognition="direct", max_persona_turns_per_message=6)
-    slot_ctx = 4096 if history_tokens < 2000 else history_tokens + 2048
-    recipe = persona_turn_recipe(history_budget=max(3072, history_tokens + 1024))
+    # llama-server caps a slot at the model's trained context (SmolLM2: 8192 tokens), so
+    # the largest size is 7k of history: prompt plus reply must fit in those 8192
+    slot_ctx = 4096 if history_tokens < 2000 else min(8192, history_tokens + 2048)
+    # the history budget is in the backend's estimated tokens, which run ~30 % over the
+    # model's: keep every seeded message, so the prompt really is this size on every turn
+    recipe = persona_turn_recipe(history_budget=max(3072, 2 * history_tokens + 1024))
     with tempfile.TemporaryDirectory() as tmp:
         servers = {
             mode: LlamaServer(model, slots=2, slot_ctx=slot_ctx, threads=threads,
@@ -135,8 +144,8 @@ async def run_size(
                 mode: Room(f"bench-{mode}", personas, backends[mode], policy=policy, recipe=recipe)
                 for mode in backends
             }
-            for room in rooms.values():
-                seed_history(room, history_tokens)
+            for mode, room in rooms.items():
+                seed_history(room, history_tokens, servers[mode].url)
             for i, text in enumerate(messages):
                 for room in rooms.values():
                     await room.handle(envelope(text, i))
@@ -157,23 +166,35 @@ async def run_size(
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--sizes", help="rerun only these sizes (e.g. 4k,7k); the other rows are kept"
+    )
     args = parser.parse_args()
     personas = load_personas([ROOT / "examples" / "personas", ROOT / "examples" / "more-personas"])
     assert len(personas) == 6
     model = default_model_path()
     sizes = [("1.3k", 0, MESSAGES[:3] if args.quick else MESSAGES)]
     if not args.quick:
-        sizes += [("4k", 3800, MESSAGES[:4]), ("8k", 7800, MESSAGES[:4])]
-    rows = []
+        sizes += [("4k", 4000, MESSAGES[:4]), ("7k", 7000, MESSAGES[:4])]
+    kept: list[dict] = []
+    if args.sizes:
+        wanted = set(args.sizes.split(","))
+        stored = json.loads((RESULTS / "server_slots.json").read_text())["rows"]
+        kept = [r for r in stored if r["size"] not in wanted]
+        sizes = [s for s in sizes if s[0] in wanted]
+    new_rows = []
     for label, history, messages in sizes:
-        rows += await run_size(label, history, messages, personas, model)
+        new_rows += await run_size(label, history, messages, personas, model)
+    order = ["1.3k", "4k", "7k"]
+    rows = sorted(kept + new_rows, key=lambda r: (order.index(r["size"]), r["mode"]))
+    sizes = [s for s in [("1.3k",), ("4k",), ("7k",)] if any(r["size"] == s[0] for r in rows)]
     by = {(r["size"], r["mode"]): r for r in rows}
     result = {
         "bench": "server_slots",
         "model": model.name,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "setup": "6 personas, 1 llama-server with 2 slots, --slot-save-path, --cache-ram 0, "
-        "every persona answers each message (direct mode); 1.3k: 10 messages; 4k and 8k: the "
+        "every persona answers each message (direct mode); 1.3k: 10 messages; 4k and 7k: the "
         "rooms start with that much earlier history, 4 messages",
         "rows": rows,
         "ratios": {
@@ -189,7 +210,7 @@ async def main() -> None:
                     2,
                 ),
             }
-            for label, _, _ in sizes
+            for (label, *_) in sizes
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
