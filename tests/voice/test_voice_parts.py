@@ -46,6 +46,10 @@ def test_a_pause_after_an_open_word_is_not_the_end_of_a_turn():
     assert not reads_finished("Well, um...")
     assert not reads_finished("the cache layer,")
     assert not reads_finished("")
+    # a verb that announces what comes next: a pause after it is a breath
+    assert not reads_finished("Can you explain?")
+    assert not reads_finished("Can you tell me?")
+    assert reads_finished("Can you tell me the time?")
 
 
 def test_backchannels_are_told_from_interruptions():

@@ -67,7 +67,12 @@ _OPEN_ENDINGS = frozenset(
     are was were be been am i we you they he she it this these those some any very really
     just maybe also""".split()
 )
-_LAST_WORD = re.compile(r"([A-Za-z']+)\W*$")
+# verbs that announce what comes next: "can you explain ...", "I wonder ...", "tell me ..."
+_OPEN_VERBS = frozenset(
+    """tell explain show think know wonder say mean guess suppose believe want need try like
+    hope wish remember ask describe give""".split()
+)
+_OBJECTS = frozenset("me us you him her them".split())
 
 
 def reads_finished(transcript: str) -> bool:
@@ -75,8 +80,12 @@ def reads_finished(transcript: str) -> bool:
     text = transcript.strip()
     if not text or text.endswith(("...", "…", ",", "-", "—")):
         return False
-    m = _LAST_WORD.search(text)
-    if m and m.group(1).lower() in _OPEN_ENDINGS:
+    words = re.findall(r"[a-z']+", text.lower())
+    if words and words[-1] in _OPEN_ENDINGS:
+        return False
+    if words and words[-1] in _OPEN_VERBS:  # "can you explain?"
+        return False
+    if len(words) >= 2 and words[-2] in _OPEN_VERBS and words[-1] in _OBJECTS:  # "tell me?"
         return False
     return text[-1] in ".?!"
 
