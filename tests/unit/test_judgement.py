@@ -128,3 +128,35 @@ async def test_the_gate_embeds_off_the_event_loop_and_once_per_text():
     finally:
         del embedder._one
     assert len(passes) == 1 and np.array_equal(first, again)
+
+
+def test_concurrent_embeddings_are_batched_and_identical_to_one_at_a_time():
+    """Many rooms at once: one thread computes, taking every waiting text as one padded
+    batch, and the vectors are those of one text at a time."""
+    import threading
+
+    import numpy as np
+
+    from continuum.memory.minilm import MiniLMEmbedder
+
+    embedder = MiniLMEmbedder()
+    texts = [f"message {i} about cache latency" + " and a longer tail" * (i % 3) for i in range(24)]
+    alone = [embedder._one(t) for t in texts]
+    batch = embedder._batch
+    sizes: list[int] = []
+    embedder._batch = lambda ts: sizes.append(len(ts)) or batch(ts)  # type: ignore[method-assign]
+    start = threading.Barrier(len(texts))
+    got: dict[int, np.ndarray] = {}
+
+    def room(i: int) -> None:
+        start.wait()
+        got[i] = embedder.embed([texts[i]])[0]
+
+    threads = [threading.Thread(target=room, args=(i,)) for i in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(sizes) == len(texts) and len(sizes) < len(texts)  # batched, each text once
+    for i, vec in got.items():
+        assert np.allclose(vec, alone[i], atol=1e-5)

@@ -15,6 +15,7 @@ import json
 import threading
 import zipfile
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -121,6 +122,7 @@ class MiniLMEmbedder:
     # message cosine): it maximises F1 on labelled pairs held apart from the eval's room.
     relevance_bar: ClassVar[float] = 0.22
     cache_size: ClassVar[int] = 2048
+    max_batch: ClassVar[int] = 32
     _shared: ClassVar[MiniLMEmbedder | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
@@ -149,6 +151,8 @@ class MiniLMEmbedder:
         self.layers = _layers(w, int(config["num_hidden_layers"]))
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._pending: dict[str, Future[np.ndarray]] = {}  # texts a thread waits for
+        self._computing = False  # one thread computes at a time
 
     @classmethod
     def shared(cls) -> MiniLMEmbedder:
@@ -158,6 +162,10 @@ class MiniLMEmbedder:
             return cls._shared
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors for ``texts``. Safe from many threads at once: one thread at a time
+        computes, and it takes every text the others are waiting for as one padded batch
+        (under load: fewer, larger matrix products instead of threads fighting over two
+        cores)."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         return np.vstack([self._cached(t) for t in texts]).astype(np.float32)
@@ -168,13 +176,72 @@ class MiniLMEmbedder:
             if vec is not None:
                 self._cache.move_to_end(text)
                 return vec
-        vec = self._one(text)
-        vec.flags.writeable = False
-        with self._cache_lock:
-            self._cache[text] = vec
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return vec
+            waiting = self._pending.get(text)
+            if waiting is None:
+                waiting = self._pending[text] = Future()
+            lead = not self._computing
+            self._computing = self._computing or lead
+        if lead:
+            self._compute_pending()
+        return waiting.result()
+
+    def _compute_pending(self) -> None:
+        """The computing thread: batches of whatever is pending, until nothing is."""
+        while True:
+            with self._cache_lock:
+                batch = dict(list(self._pending.items())[: self.max_batch])
+                for text in batch:
+                    del self._pending[text]
+                if not batch:
+                    self._computing = False
+                    return
+            try:
+                vectors = self._batch(list(batch))
+            except BaseException as exc:
+                for future in batch.values():
+                    future.set_exception(exc)
+                continue
+            with self._cache_lock:
+                for (text, future), vec in zip(batch.items(), vectors, strict=True):
+                    vec.flags.writeable = False
+                    self._cache[text] = vec
+                    future.set_result(vec)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+
+    def _batch(self, texts: list[str]) -> list[np.ndarray]:
+        """One forward pass over texts padded to the longest, padding masked out."""
+        if len(texts) == 1:
+            return [self._one(texts[0])]
+        encoded = [self.tokenizer.encode(t).ids for t in texts]
+        b, n = len(encoded), max(len(e) for e in encoded)
+        ids = np.zeros((b, n), dtype=np.int64)
+        valid = np.zeros((b, n), dtype=bool)
+        for i, e in enumerate(encoded):
+            ids[i, : len(e)] = e
+            valid[i, : len(e)] = True
+        x = self.word[ids] + self.position[:n] + self.token_type
+        x = _layer_norm(x, *self.ln0)
+        width = x.shape[-1]
+        h, d = self.heads, width // self.heads
+        scale = 1.0 / np.sqrt(d)
+        mask = np.where(valid, 0.0, -1e9).astype(x.dtype)[:, None, None, :]
+        for layer in self.layers:
+            qkv = x @ layer.qkv + layer.qkv_b
+            q, k, v = (
+                qkv[..., i * width : (i + 1) * width].reshape(b, n, h, d).transpose(0, 2, 1, 3)
+                for i in range(3)
+            )
+            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + mask
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores /= scores.sum(-1, keepdims=True)
+            ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(b, n, width)
+            x = _layer_norm(x + ctx @ layer.out + layer.out_b, *layer.ln1)
+            inner = _gelu(x @ layer.inner + layer.inner_b)
+            x = _layer_norm(x + inner @ layer.down + layer.down_b, *layer.ln2)
+        pooled = (x * valid[..., None]).sum(1) / valid.sum(1, keepdims=True)
+        pooled /= np.linalg.norm(pooled, axis=1, keepdims=True) + 1e-12
+        return list(pooled)
 
     def _one(self, text: str) -> np.ndarray:
         ids = np.array(self.tokenizer.encode(text).ids, dtype=np.int64)
