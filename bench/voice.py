@@ -45,6 +45,7 @@ from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig  # noqa:
 from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart  # noqa: E402
 from continuum.media.whisper import WhisperTranscriber  # noqa: E402
 from continuum.models import default_model_path  # noqa: E402
+from continuum.persona import Persona  # noqa: E402
 from continuum.persona_files import load_personas  # noqa: E402
 from continuum.plugins import tts_engine  # noqa: E402
 from continuum.room import Room, RoomPolicy  # noqa: E402
@@ -191,12 +192,35 @@ def log_mel(samples: np.ndarray, rate: int, bands: int = 40) -> np.ndarray:
     return np.log(power @ fb.T + 1e-10).mean(axis=0)
 
 
+def median_f0(samples: np.ndarray, rate: int) -> float:
+    """Median pitch (Hz) of the louder frames, by autocorrelation (60-400 Hz)."""
+    x = resample(samples, rate, 16000)
+    n, hop = 640, 320
+    frames = np.lib.stride_tricks.sliding_window_view(x, n)[::hop]
+    energy = (frames**2).sum(axis=1)
+    found = []
+    for frame in frames[energy >= np.percentile(energy, 60)]:
+        frame = frame - frame.mean()
+        ac = np.correlate(frame, frame, "full")[n - 1 :]
+        lo, hi = 16000 // 400, 16000 // 60
+        k = lo + int(np.argmax(ac[lo:hi]))
+        if ac[k] > 0.3 * ac[0]:
+            found.append(16000 / k)
+    return float(np.median(found)) if found else 0.0
+
+
 def voices_apart(transcriber: WhisperTranscriber) -> dict:
+    """Can each example persona's voice be told from the others? Leave-one-sentence-out:
+    a persona's voice print is its mean log-mel spectrum and pitch over the other
+    sentences (each sentence's content, its mean over all voices, taken out); each sample
+    is identified as the nearest print. Also: the same sentence in two voices, how
+    far apart, and how well Whisper hears each voice (word accuracy)."""
     personas = load_personas([ROOT / "examples" / "personas", ROOT / "examples" / "more-personas"])
     sentences = [
         "The cache was cold, so the first request took longer than the rest.",
         "Octopuses can change colour in a fraction of a second.",
         "Please measure it twice before you change anything.",
+        "We moved the nightly job to the morning and it ran twice as fast.",
     ]
     tts = tts_engine("espeak-ng")
     prints: dict[str, list[np.ndarray]] = {}
@@ -205,32 +229,69 @@ def voices_apart(transcriber: WhisperTranscriber) -> dict:
         hits = total = 0
         for sentence in sentences:
             samples, rate = tts.synthesize(sentence, persona.voice)
-            prints.setdefault(persona.id, []).append(log_mel(samples, rate))
-            heard = set(
-                re.findall(r"[a-z']+", transcriber.transcribe(resample(samples, rate)).lower())
-            )
+            pitch = 20 * np.log(max(median_f0(samples, rate), 1.0))
+            prints.setdefault(persona.id, []).append(np.append(log_mel(samples, rate), pitch))
+            heard = transcriber.transcribe(resample(samples, rate)).lower()
             words = re.findall(r"[a-z']+", sentence.lower())
-            hits += sum(w in heard for w in words)
+            hits += sum(w in set(re.findall(r"[a-z']+", heard)) for w in words)
             total += len(words)
         accuracy[persona.id] = round(hits / total, 3)
-    centre = {k: np.mean(v, axis=0) for k, v in prints.items()}
-    within = statistics.mean(
-        float(np.linalg.norm(f - centre[k])) for k, v in prints.items() for f in v
-    )
-    ids = sorted(centre)
-    between = {
-        f"{a}-{b}": round(float(np.linalg.norm(centre[a] - centre[b])), 2)
+    ids = sorted(prints)
+    # what a sentence says weighs on its spectrum in every voice: take it out
+    for k in range(len(sentences)):
+        content = np.mean([prints[q][k] for q in ids], axis=0)
+        for q in ids:
+            prints[q][k] = prints[q][k] - content
+    correct = tried = 0
+    for pid in ids:
+        for k, sample in enumerate(prints[pid]):
+            centres = {
+                q: np.mean([f for j, f in enumerate(prints[q]) if q != pid or j != k], axis=0)
+                for q in ids
+            }
+            guess = min(centres, key=lambda q: float(np.linalg.norm(sample - centres[q])))
+            correct += guess == pid
+            tried += 1
+    same_sentence = {
+        f"{a}-{b}": round(
+            statistics.mean(
+                float(np.linalg.norm(fa - fb)) for fa, fb in zip(prints[a], prints[b], strict=True)
+            ),
+            2,
+        )
         for i, a in enumerate(ids)
         for b in ids[i + 1 :]
     }
     return {
         "personas": {p.id: p.voice.model_dump() for p in personas},
-        "within_voice_spread": round(within, 2),
-        "between_voices_min": min(between.values()),
-        "between_voices_min_over_within": round(min(between.values()) / within, 2),
-        "between_voices": between,
+        "identified": f"{correct}/{tried}",
+        "identification_accuracy": round(correct / tried, 3),
+        "median_f0_hz": {
+            p.id: round(median_f0(*tts.synthesize(sentences[0], p.voice))) for p in personas
+        },
+        "same_sentence_distance_min": min(same_sentence.values()),
+        "same_sentence_distance": same_sentence,
         "intelligibility_word_accuracy": accuracy,
     }
+
+
+async def sweep(utterances: list[dict], transcriber: WhisperTranscriber, backend) -> dict:
+    """False ends of turn on the paused utterances for several short tails (listen only)."""
+    persona = Persona(id="sweep", name="Sweep", identity="x")
+    out = {}
+    for short in (256, 384, 512, 640):
+        policy = EndOfTurnPolicy(short_tail_ms=short)
+        room = Room("sweep", [persona], backend)
+        s = VoiceSession(room, persona, transcriber, tts_engine("espeak-ng"), policy=policy)
+        false = 0
+        paused = [u for u in utterances if u["paused"]]
+        for u in paused:
+            feed = Feed(u["samples"])
+            heard = await s.listen(feed.frames())
+            false += heard.end_of_turn < feed.start + u["end"] / RATE
+        out[short] = round(false / len(paused), 3)
+        print(f"short tail {short} ms: false ends of turn on paused utterances {out[short]}")
+    return out
 
 
 async def main() -> None:
@@ -264,6 +325,7 @@ async def main() -> None:
     transcriber = WhisperTranscriber(threads=threads)
     transcriber.transcribe(utterances[0]["samples"])  # load the model before measuring
     tts = tts_engine("espeak-ng")
+    tails = await sweep(utterances, transcriber, backend)
     room_policy = RoomPolicy(cognition="direct", reply_max_tokens=40)
     sessions = {
         "streaming": VoiceSession(
@@ -325,7 +387,11 @@ async def main() -> None:
     apart = voices_apart(transcriber)
 
     def stat(mode: str, stage: str, q: float) -> float:
-        vals = [r["stages_ms"][stage] for r in rows if r["mode"] == mode]
+        """Over the turns that ended after the person finished (a false end is counted
+        apart: its 'latency' is negative)."""
+        vals = [
+            r["stages_ms"][stage] for r in rows if r["mode"] == mode and not r["false_end_of_turn"]
+        ]
         return p([v for v in vals if v is not None], q)
 
     stages = [
@@ -363,6 +429,7 @@ async def main() -> None:
         ),
         "end_of_turn_policy": vars(policy),
         "fixed_tail_for_5pct_ms": fixed["tail_ms"],
+        "short_tail_sweep_false_rate_paused": tails,
         "fixed_tail_false_rate_at_short_tail": fixed["rates"].get(policy.short_tail_ms),
         "stages_ms_p50": {s: stat("streaming", s, 0.5) for s in stages},
         "sandwich_stages_ms_p50": {s: stat("sandwich", s, 0.5) for s in stages},
@@ -406,9 +473,17 @@ async def main() -> None:
         f"{policy.short_tail_ms} ms timer would cut off "
         f"{result['fixed_tail_false_rate_at_short_tail']} of the utterances.",
         "",
-        f"Voices: the closest two example personas are {apart['between_voices_min']} apart "
-        f"(log-mel), {apart['between_voices_min_over_within']}x the spread within one voice "
-        f"({apart['within_voice_spread']}); heard back through Whisper, word accuracy "
+        "Transcript-aware short tail, false ends of turn on the paused utterances: "
+        + ", ".join(f"{k} ms: {v}" for k, v in tails.items())
+        + f" (default {policy.short_tail_ms} ms). Latency percentiles are over the turns "
+        "that did not end early.",
+        "",
+        f"Voices: each example persona's voice identified from its other sentences "
+        f"{apart['identified']} times (nearest log-mel + pitch print; median pitch "
+        + ", ".join(f"{k} {v} Hz" for k, v in apart["median_f0_hz"].items())
+        + "); the closest two voices "
+        f"saying the same sentence are {apart['same_sentence_distance_min']} apart; heard "
+        "back through Whisper, word accuracy "
         + ", ".join(f"{k} {v}" for k, v in apart["intelligibility_word_accuracy"].items())
         + ".",
         "",

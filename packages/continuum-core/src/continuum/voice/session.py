@@ -238,11 +238,16 @@ class VoiceSession:
         speculation: dict[str, object] = {}  # the pass for the current pause
         self.vad.reset()
         async with anyio.create_task_group() as tg:
+            running = [0]  # passes still computing (a stale one cannot be stopped)
 
             async def speculate(samples: np.ndarray, ticket: object) -> None:
-                text, ms = await anyio.to_thread.run_sync(
-                    self._transcribe, samples, abandon_on_cancel=True
-                )
+                running[0] += 1
+                try:
+                    text, ms = await anyio.to_thread.run_sync(
+                        self._transcribe, samples, abandon_on_cancel=True
+                    )
+                finally:
+                    running[0] -= 1
                 if speculation.get("ticket") is ticket:
                     speculation.update(text=text, ms=ms, done=time.monotonic())
 
@@ -260,7 +265,13 @@ class VoiceSession:
                     speech_ms = silence_ms = 0  # a click or a cough: not a turn
                     continue
                 silence_ms += FRAME_MS
-                if streaming and silence_ms >= p.speculate_ms and not speculation:
+                # one pass at a time: a stale one still running would only slow the next
+                if (
+                    streaming
+                    and silence_ms >= p.speculate_ms
+                    and not speculation
+                    and not running[0]
+                ):
                     ticket = object()
                     speculation["ticket"] = ticket
                     calls += 1
@@ -373,12 +384,12 @@ class VoiceSession:
                 player.pause()
                 metrics.barge_ins += 1
             if not player.paused:
-                if silence_ms >= p.short_tail_ms:  # too short to pause for: forget it
+                if silence_ms >= p.burst_end_ms:  # too short to pause for: forget it
                     burst, speech_ms, silence_ms = [], 0, 0
                 continue
             if speech_ms >= p.confirm_ms:
                 interrupted = True
-            elif silence_ms >= p.short_tail_ms:  # a short burst: what was it?
+            elif silence_ms >= p.burst_end_ms:  # a short burst: what was it?
                 said = ""
                 if self.transcriber is not None:
                     said, _ = await anyio.to_thread.run_sync(
