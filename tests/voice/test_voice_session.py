@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart
+from continuum.errors import ContinuumError
 from continuum.persona import Persona, VoiceSpec
 from continuum.plugins import tts_engine
 from continuum.room import Room, RoomPolicy
@@ -114,3 +115,25 @@ async def test_a_voice_turn_on_the_real_model_is_intelligible(tmp_path, transcri
     heard_back = set(re.findall(r"[a-z']+", transcriber.transcribe(np.concatenate(chunks)).lower()))
     said = re.findall(r"[a-z']+", metrics.reply.lower())
     assert said and sum(w in heard_back for w in said) >= len(said) / 2, (metrics.reply, heard_back)
+
+
+async def test_a_broken_voice_leaves_the_reply_as_text_and_the_room_going(tmp_path, transcriber):
+    class Broken:
+        name = "broken"
+        capabilities = tts_engine("espeak-ng").capabilities
+
+        def synthesize(self, text, voice):
+            raise ContinuumError("the synthesizer is gone")
+
+    backend = ScriptedBackend(lambda req: "Sure. The cache is cold.")
+    room = Room("v", [MAYA], backend, policy=RoomPolicy(cognition="direct"))
+    s = VoiceSession(room, MAYA, transcriber, Broken())
+    heard = await s.listen(frames_of(speech(tmp_path, "Is the cache warm?"), realtime=False))
+    played = []
+
+    async def play(samples, rate):
+        played.append(samples)
+
+    metrics = await s.respond(heard, play)
+    assert metrics.tts_error == "the synthesizer is gone" and not played
+    assert room.history[-1].text == "Sure. The cache is cold." == metrics.reply

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +31,7 @@ from continuum.envelope import (
     Participant,
     ReplyTarget,
 )
+from continuum.errors import ContinuumError
 from continuum.hosts.base import ReplySink, ReplyStart
 from continuum.media import MediaBridge, Transcriber
 from continuum.persona import Persona
@@ -48,6 +50,7 @@ from continuum.voice.vad import (
 )
 
 AudioOut = Callable[[np.ndarray, int], Awaitable[None]]
+log = logging.getLogger("continuum.voice")
 
 
 @dataclass
@@ -83,6 +86,7 @@ class VoiceMetrics:
     barge_ins: int = 0  # playback paused because the person spoke
     resumed: int = 0  # ... and resumed: it was a cough or an "mm-hm"
     interrupted: bool = False  # the person took the floor: the rest was not said
+    tts_error: str | None = None  # the TTS engine failed: the reply is text only
 
     def stages(self) -> dict[str, float | None]:
         return {
@@ -142,9 +146,14 @@ class _Speaker(ReplySink):
                 if piece is None:
                     break
                 started = time.monotonic()
-                samples, rate = await anyio.to_thread.run_sync(
-                    self.session.tts.synthesize, piece, self.session.persona.voice
-                )
+                try:
+                    samples, rate = await anyio.to_thread.run_sync(
+                        self.session.tts.synthesize, piece, self.session.persona.voice
+                    )
+                except ContinuumError as exc:  # the voice broke: the turn and room go on
+                    log.warning("%s could not speak: %s", self.session.persona.id, exc)
+                    self.metrics.tts_error = str(exc)
+                    continue
                 self.metrics.tts_calls += 1
                 if self.metrics.first_tts_ms is None:
                     self.metrics.first_tts_ms = (time.monotonic() - started) * 1000
