@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -48,28 +49,25 @@ def hosts() -> dict[str, type[HostAdapter]]:
     return found
 
 
-def backends() -> dict[str, BackendFactory]:
-    found: dict[str, BackendFactory] = {}
+def _factories(hook: str, what: str) -> dict[str, Callable[..., object]]:
+    """Factories by name from every plugin's ``hook``; one name, two factories: a conflict."""
+    found: dict[str, Callable[..., object]] = {}
 
-    def register(name: str, factory: BackendFactory) -> None:
+    def register(name: str, factory: Callable[..., object]) -> None:
         if name in found and found[name] is not factory:
-            raise PluginConflict(f"two plugins register a backend named {name!r}")
+            raise PluginConflict(f"two plugins register a {what} named {name!r}")
         found[name] = factory
 
-    plugin_manager().hook.register_backends(register=register)
+    getattr(plugin_manager().hook, hook)(register=register)
     return found
+
+
+def backends() -> dict[str, BackendFactory]:
+    return _factories("register_backends", "backend")  # type: ignore[return-value]
 
 
 def tts_engines() -> dict[str, TTSFactory]:
-    found: dict[str, TTSFactory] = {}
-
-    def register(name: str, factory: TTSFactory) -> None:
-        if name in found and found[name] is not factory:
-            raise PluginConflict(f"two plugins register a TTS engine named {name!r}")
-        found[name] = factory
-
-    plugin_manager().hook.register_tts(register=register)
-    return found
+    return _factories("register_tts", "TTS engine")  # type: ignore[return-value]
 
 
 def tts_engine(name: str) -> TTSEngine:
