@@ -66,14 +66,26 @@ class WhisperTranscriber:
             return self._model
 
     def transcribe(self, audio: AudioPart | bytes | np.ndarray) -> str:
+        return self.transcribe_scored(audio)[0]
+
+    def transcribe_scored(self, audio: AudioPart | bytes | np.ndarray) -> tuple[str, float]:
+        """The words and how sure the model is of them (mean token log-probability; words
+        it heard are near -0.3, a cough or an "mm-hm" it forced into words below -1)."""
         samples = decode(audio)
         model = self._load()
         self.calls += 1
         segments, _ = model.transcribe(
             samples,
             beam_size=1,
+            # greedy only: the default falls back to sampling at higher temperatures when
+            # a pass looks unsure (a cough, an "mm-hm"), which makes the words random
+            temperature=0.0,
             language=self.language,
             condition_on_previous_text=False,
             without_timestamps=True,
         )
-        return " ".join(s.text.strip() for s in segments).strip()
+        segments = list(segments)
+        text = " ".join(s.text.strip() for s in segments).strip()
+        tokens = sum(len(s.tokens) for s in segments)
+        sure = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else 0.0
+        return text, sure

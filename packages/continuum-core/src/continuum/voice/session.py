@@ -229,6 +229,12 @@ class VoiceSession:
     def hears_audio(self) -> bool:
         return self.room.backend.capabilities.audio_in
 
+    def _transcribe_scored(self, samples: np.ndarray) -> tuple[str, float]:
+        scored = getattr(self.transcriber, "transcribe_scored", None)
+        if scored is None:  # a transcriber without confidence: trust its words
+            return self._transcribe(samples)[0], 0.0
+        return scored(samples)
+
     def _transcribe(self, samples: np.ndarray) -> tuple[str, float]:
         assert self.transcriber is not None
         started = time.monotonic()
@@ -399,13 +405,15 @@ class VoiceSession:
             if speech_ms >= p.confirm_ms:
                 interrupted = True
             elif silence_ms >= p.burst_end_ms:  # a short burst: what was it?
-                said = ""
+                said, sure = "", 0.0
                 if self.transcriber is not None:
-                    said, _ = await anyio.to_thread.run_sync(
-                        self._transcribe, np.concatenate(burst)
+                    said, sure = await anyio.to_thread.run_sync(
+                        self._transcribe_scored, np.concatenate(burst)
                     )
                     metrics.stt_calls += 1
-                interrupted = not is_backchannel(said)
+                # a backchannel, or sound the model could not make words of (a cough, an
+                # "mm-hm" heard as "and then"): not a bid for the floor
+                interrupted = not is_backchannel(said) and sure > p.unsure_logprob
             else:
                 continue
             if interrupted:

@@ -101,6 +101,7 @@ class EndOfTurnPolicy:
     long_tail_ms: int = 960  # silence that ends any turn
     barge_in_ms: int = 128  # speech during playback that pauses it
     burst_end_ms: int = 256  # silence that ends a burst during playback (then: what was it?)
+    unsure_logprob: float = -1.0  # a burst transcribed less surely than this is not words
     # speech this long during playback is an interruption whatever it says (shorter bursts
     # are transcribed: "mm-hm" resumes). Playback is paused long before, at barge_in_ms.
     confirm_ms: int = 960
