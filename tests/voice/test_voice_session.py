@@ -63,11 +63,11 @@ async def test_a_mid_sentence_pause_does_not_end_the_turn(tmp_path, transcriber)
 async def test_a_finished_sentence_ends_the_turn_after_a_short_silence(tmp_path, transcriber):
     audio = speech(tmp_path, "What time is the meeting tomorrow?")
     # a long fallback timer and longer silence after it: only the transcript can end it early
-    s = session(transcriber, policy=EndOfTurnPolicy(long_tail_ms=3000))
-    heard = await s.listen(frames_of(audio, realtime=True, silence_after_ms=4000))
+    # (however slow a loaded machine makes speech-to-text)
+    s = session(transcriber, policy=EndOfTurnPolicy(long_tail_ms=10_000))
+    heard = await s.listen(frames_of(audio, realtime=True, silence_after_ms=11_000))
     assert "meeting" in heard.transcript.lower()
-    waited = (heard.end_of_turn - heard.end_of_speech) * 1000
-    assert waited < 3000  # the transcript said it was finished
+    assert heard.ended_by == "transcript"  # the transcript said it was finished
     assert heard.stt_calls >= 1
 
 

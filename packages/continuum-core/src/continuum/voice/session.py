@@ -64,6 +64,9 @@ class Utterance:
     stt_ms: float = 0.0  # time spent transcribing (the pass that was kept)
     stt_calls: int = 0  # every pass, speculative ones that speech made stale included
     stt_after_turn_ms: float = 0.0  # transcription still running after the end of turn
+    # what ended the turn: the transcript read finished after the short tail, the long
+    # silence, or the input itself (the frames stopped)
+    ended_by: Literal["transcript", "silence", "input"] = "input"
 
 
 @dataclass
@@ -251,6 +254,7 @@ class VoiceSession:
         last_speech = 0.0
         calls = 0
         speculation: dict[str, object] = {}  # the pass for the current pause
+        ended_by: Literal["transcript", "silence", "input"] = "input"
         self.vad.reset()
         async with anyio.create_task_group() as tg:
             running = [0]  # passes still computing (a stale one cannot be stopped)
@@ -292,11 +296,16 @@ class VoiceSession:
                     calls += 1
                     tg.start_soon(speculate, np.concatenate(kept), ticket)
                 finished = "text" in speculation and reads_finished(str(speculation["text"]))
-                if silence_ms >= tail or (streaming and finished and silence_ms >= p.short_tail_ms):
+                if streaming and finished and silence_ms >= p.short_tail_ms:
+                    ended_by = "transcript"
+                    break
+                if silence_ms >= tail:
+                    ended_by = "silence"
                     break
             end_of_turn = time.monotonic()
             audio = np.concatenate(kept) if kept else np.zeros(FRAME, np.float32)
             heard = Utterance(audio, None, last_speech or end_of_turn, end_of_turn)
+            heard.ended_by = ended_by
             if not self.hears_audio and (not streaming or "ticket" not in speculation):
                 calls += 1
                 text, ms = await anyio.to_thread.run_sync(self._transcribe, audio)
