@@ -99,3 +99,11 @@ async def test_an_image_for_a_text_model_is_told_plainly_and_the_turn_goes_on():
     await room.handle(envelope(TextPart(text="what is in this picture?"), ImagePart(data=PNG)))
     assert room.history[0].media == "told"
     assert "(shared an image you cannot see)" in backend.requests[-1].prompt
+
+
+async def test_a_transcript_the_host_already_has_is_not_made_again():
+    stt = Recorder()
+    b = await MediaBridge(stt).render(
+        (AudioPart(data=b"RIFF", transcript="heard by the host"),), ModelCapabilities()
+    )
+    assert (b.path, b.stt_calls, b.text, stt.calls) == ("stt", 0, "heard by the host", 0)

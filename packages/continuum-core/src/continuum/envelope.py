@@ -53,6 +53,9 @@ class AudioPart(BaseModel):
     url: str | None = None
     mime: str = "audio/wav"
     sample_rate: int | None = None
+    # what was said, when the host already knows (its own speech-to-text, a voice session
+    # that transcribed during the pause): the media bridge then does not transcribe again
+    transcript: str | None = None
 
 
 class ImagePart(BaseModel):

@@ -67,14 +67,18 @@ class MediaBridge:
         path: MediaPath = "direct"
         stt = described = 0
         if audio and not capabilities.audio_in:
-            if self.transcriber is None:  # said plainly, never silently dropped
-                lines.append("(sent a voice message you cannot hear)")
-                path = "told"
-            for part in audio if self.transcriber is not None else ():
-                heard = await anyio.to_thread.run_sync(self.transcriber.transcribe, part)
-                stt += 1
+            for part in audio:
+                if part.transcript is not None:  # the host heard it already
+                    heard = part.transcript
+                elif self.transcriber is not None:
+                    heard = await anyio.to_thread.run_sync(self.transcriber.transcribe, part)
+                    stt += 1
+                else:  # said plainly, never silently dropped
+                    lines.append("(sent a voice message you cannot hear)")
+                    path = "told"
+                    continue
                 lines.append(heard.strip() or "(inaudible)")
-            path = "stt" if self.transcriber is not None else path
+                path = "stt"
         if images and not capabilities.vision_in:
             for part in images:
                 if self.describer is None:

@@ -14,7 +14,6 @@ then the whole transcript, the whole reply, the whole synthesis.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import time
@@ -33,7 +32,7 @@ from continuum.envelope import (
 )
 from continuum.errors import ContinuumError
 from continuum.hosts.base import ReplySink, ReplyStart
-from continuum.media import MediaBridge, Transcriber
+from continuum.media import Transcriber
 from continuum.persona import Persona
 from continuum.room import Room
 from continuum.voice.audio import RATE, wav_bytes
@@ -101,24 +100,6 @@ class VoiceMetrics:
             "first_tts": self.first_tts_ms,
             "first_audio": self.first_audio_ms,
         }
-
-
-class _Known:
-    """The bridge's transcriber for a voice turn: the transcript ``listen`` already made."""
-
-    def __init__(self, fallback: Transcriber | None) -> None:
-        self.fallback = fallback
-        self.known: dict[bytes, str] = {}  # audio digest -> transcript
-        self.calls = 0
-
-    def transcribe(self, audio: AudioPart) -> str:
-        key = hashlib.sha256(audio.data or b"").digest()
-        if key in self.known:
-            return self.known.pop(key)
-        if self.fallback is None:
-            return ""
-        self.calls += 1
-        return self.fallback.transcribe(audio)
 
 
 @dataclass
@@ -225,8 +206,6 @@ class VoiceSession:
         self.policy = policy or EndOfTurnPolicy()
         self.host = host
         self.vad = SileroVAD()
-        self._known = _Known(transcriber)
-        room.bridge = MediaBridge(self._known, room.bridge.describer)
 
     @property
     def hears_audio(self) -> bool:
@@ -344,9 +323,10 @@ class VoiceSession:
             stt_calls=heard.stt_calls,
             transcript=heard.transcript or "",
         )
-        part = AudioPart(data=wav_bytes(heard.audio, RATE), sample_rate=RATE)
-        if heard.transcript is not None:
-            self._known.known[hashlib.sha256(part.data or b"").digest()] = heard.transcript
+        # the transcript made during the pause travels with the audio: not transcribed again
+        part = AudioPart(
+            data=wav_bytes(heard.audio, RATE), sample_rate=RATE, transcript=heard.transcript
+        )
         envelope = Envelope(
             host=self.host,
             room_id=self.room.id,
@@ -379,7 +359,6 @@ class VoiceSession:
             metrics.reply = spoken
         else:
             metrics.reply = "".join(speaker.text).strip()
-        metrics.stt_calls += self._known.calls
         return metrics
 
     async def _watch(
