@@ -214,12 +214,21 @@ class MiniLMEmbedder:
         if len(texts) == 1:
             return [self._one(texts[0])]
         encoded = [self.tokenizer.encode(t).ids for t in texts]
-        b, n = len(encoded), max(len(e) for e in encoded)
-        ids = np.zeros((b, n), dtype=np.int64)
-        valid = np.zeros((b, n), dtype=bool)
+        n = max(len(e) for e in encoded)
+        ids = np.zeros((len(texts), n), dtype=np.int64)
+        valid = np.zeros((len(texts), n), dtype=bool)
         for i, e in enumerate(encoded):
             ids[i, : len(e)] = e
             valid[i, : len(e)] = True
+        return list(self._forward(ids, valid))
+
+    def _one(self, text: str) -> np.ndarray:
+        ids = np.array([self.tokenizer.encode(text).ids], dtype=np.int64)
+        return self._forward(ids, np.ones(ids.shape, dtype=bool))[0]
+
+    def _forward(self, ids: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """(batch, tokens) ids and which are real -> (batch, 384) unit vectors."""
+        b, n = ids.shape
         x = self.word[ids] + self.position[:n] + self.token_type
         x = _layer_norm(x, *self.ln0)
         width = x.shape[-1]
@@ -240,29 +249,4 @@ class MiniLMEmbedder:
             inner = _gelu(x @ layer.inner + layer.inner_b)
             x = _layer_norm(x + inner @ layer.down + layer.down_b, *layer.ln2)
         pooled = (x * valid[..., None]).sum(1) / valid.sum(1, keepdims=True)
-        pooled /= np.linalg.norm(pooled, axis=1, keepdims=True) + 1e-12
-        return list(pooled)
-
-    def _one(self, text: str) -> np.ndarray:
-        ids = np.array(self.tokenizer.encode(text).ids, dtype=np.int64)
-        n = len(ids)
-        x = self.word[ids] + self.position[:n] + self.token_type
-        x = _layer_norm(x, *self.ln0)
-        width = x.shape[-1]
-        h, d = self.heads, width // self.heads
-        scale = 1.0 / np.sqrt(d)
-        for layer in self.layers:
-            qkv = x @ layer.qkv + layer.qkv_b
-            q, k, v = (
-                qkv[:, i * width : (i + 1) * width].reshape(n, h, d).transpose(1, 0, 2)
-                for i in range(3)
-            )
-            scores = (q @ k.transpose(0, 2, 1)) * scale
-            scores = np.exp(scores - scores.max(-1, keepdims=True))
-            scores /= scores.sum(-1, keepdims=True)
-            ctx = (scores @ v).transpose(1, 0, 2).reshape(n, width)
-            x = _layer_norm(x + ctx @ layer.out + layer.out_b, *layer.ln1)
-            inner = _gelu(x @ layer.inner + layer.inner_b)
-            x = _layer_norm(x + inner @ layer.down + layer.down_b, *layer.ln2)
-        pooled = x.mean(0)
-        return pooled / (np.linalg.norm(pooled) + 1e-12)
+        return pooled / (np.linalg.norm(pooled, axis=1, keepdims=True) + 1e-12)
