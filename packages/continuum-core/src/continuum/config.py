@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from continuum.errors import ConfigError
 from continuum.room.policy import RoomPolicy
+from continuum.toml_text import parse_toml
 
 DEFAULT_CONFIG = "continuum.toml"
 _SECRET_NAME = re.compile(r"(token|secret|password|passwd|api_?key|private_key)$", re.I)
@@ -164,13 +164,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> ContinuumConfig:
         raise ConfigError(path, None, "no such file (create one with `continuum init`)") from exc
     except OSError as exc:
         raise ConfigError(path, None, f"cannot read: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(path, None, f"not UTF-8 text: {exc.reason}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, None, f"invalid TOML: {exc}") from exc
-    return parse_config(data, path)
+    return parse_config(parse_toml(raw, lambda reason: ConfigError(path, None, reason)), path)
 
 
 def secret(config: ContinuumConfig, field: str, env_name: str | None) -> str:

@@ -3,13 +3,13 @@ directory, all or nothing (any bad file or duplicate id raises, naming file and 
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
 from continuum.character_cards import import_card
 from continuum.errors import PersonaFileError
 from continuum.persona import MAX_PERSONA_FILE_BYTES, Persona, persona_from_mapping
+from continuum.toml_text import parse_toml
 
 
 def load_persona(path: Path | str) -> Persona:
@@ -23,12 +23,7 @@ def load_persona(path: Path | str) -> Persona:
         raw = path.read_bytes()
     except OSError as exc:
         raise PersonaFileError(path, None, f"cannot read file: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise PersonaFileError(path, None, f"not UTF-8 text: {exc.reason}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise PersonaFileError(path, None, f"invalid TOML: {exc}") from exc
+    data = parse_toml(raw, lambda reason: PersonaFileError(path, None, reason))
     persona = persona_from_mapping(data, path)
     if any(a.path and not Path(a.path).is_absolute() for a in persona.adapters):
         adapters = tuple(
