@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from continuum.genome.pairs import PairLog
+from continuum.genome.registry import GenomeRegistry
 from continuum.hosts.base import CommandEvent, CommandResult
 from continuum.memory.engine import MemoryEngine
 from continuum.people import IdentityError, PeopleDirectory, host_key
@@ -34,6 +36,8 @@ class CommandRuntime(Protocol):
     people: PeopleDirectory
     memory: MemoryEngine | None
     personas: Sequence[Persona]
+    pairs: PairLog | None
+    genome: GenomeRegistry | None
 
 
 LINK_TTL_S = 600.0
@@ -129,10 +133,25 @@ class CommandRouter:
         memory = self.runtime.memory
         if memory is None:
             return CommandResult(text="Memory is off; there is nothing to forget.")
-        forgotten = memory.forget_person(event.author.id)
-        self.runtime.router.messages.forget_author(event.author.id)
+        who = event.author.id
+        forgotten = memory.forget_person(who)
+        self.runtime.router.messages.forget_author(who)
+        pairs = self.runtime.pairs.forget_person(who) if self.runtime.pairs else 0
+        adapters = self.runtime.genome.forget_person(who) if self.runtime.genome else []
+        text = f"Forgotten: {forgotten} memories about you."
+        if pairs or adapters:
+            text += (
+                f" Also {pairs} training examples with your words"
+                + (f", and {len(adapters)} adapters trained on them" if adapters else "")
+                + "."
+            )
         return CommandResult(
-            text=f"Forgotten: {forgotten} memories about you.", data={"forgotten": forgotten}
+            text=text,
+            data={
+                "forgotten": forgotten,
+                "training_pairs": pairs,
+                "adapters": [f"{a.owner}/{a.id}" for a in adapters],
+            },
         )
 
     async def _cmd_link(self, event: CommandEvent, raw: str) -> CommandResult:

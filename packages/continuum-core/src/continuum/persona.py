@@ -39,6 +39,16 @@ class AdapterRef(BaseModel):
     pinned: bool = False  # never paged out
 
 
+class LearningSpec(BaseModel):
+    """Whether the persona's own turns become training pairs for its genome (opt-in)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    # the pairs' domain when a turn's topics name none of the persona's expertise
+    domain: str = Field(default="general", pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")
+
+
 class ModelOverrides(BaseModel):
     """Per-persona generation settings; unset fields use the backend defaults."""
 
@@ -84,6 +94,7 @@ class Persona(BaseModel):
     avatar_url: str | None = None
     voice: VoiceSpec = VoiceSpec()
     adapters: tuple[AdapterRef, ...] = ()
+    learning: LearningSpec = LearningSpec()
     model: ModelOverrides = ModelOverrides()
     tags: tuple[str, ...] = ()
     creator: Text = ""

@@ -45,6 +45,7 @@ from continuum.errors import (
     UnknownPlugin,
 )
 from continuum.events import MessageShed, MessageTaken, RoomEvent, TurnStarted
+from continuum.genome.pairs import PairLog
 from continuum.genome.registry import GenomeRegistry, resolve_persona, shared_library
 from continuum.hosts.base import (
     CommandEvent,
@@ -247,6 +248,8 @@ class Runtime:
             self.genome = GenomeRegistry(root, base_model=model)
             self.personas = [resolve_persona(p, self.genome) for p in self.personas]
             shared = shared_library(self.genome)
+        # training pairs from the turns of personas that opted in (encrypted like memory)
+        self.pairs = PairLog(root, cipher=self.memory.cipher) if self.memory is not None else None
         self.state_store = PersonaStateStore(root / "state") if root else None
         self.people = PeopleDirectory(root / "people.json" if root else None)
         for person in cfg.people:
@@ -267,6 +270,7 @@ class Runtime:
                 names=self.people.name_of,
                 shared_adapters=shared,
                 bridge=self.bridge,
+                pairs=self.pairs,
             ),
             memory=self.memory,
             state_store=self.state_store,

@@ -1,4 +1,5 @@
-"""``continuum genome``: list, add, remove and export a persona's LoRA adapters.
+"""``continuum genome``: list, add, remove, export and train a persona's LoRA adapters,
+and list the training pairs its turns left.
 Registered as a plugin through the entry-point group, like every other command."""
 
 from __future__ import annotations
@@ -80,6 +81,63 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pair_log(args: argparse.Namespace):
+    from continuum.genome.pairs import PairLog
+    from continuum.memory.crypto import cipher_from_environment
+
+    return PairLog(_registry(args).dir.parent, cipher=cipher_from_environment())
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    log = _pair_log(args)
+    personas = [args.persona] if args.persona else log.personas()
+    shown = 0
+    for persona_id in personas:
+        for domain, count in log.domains(persona_id).items():
+            scores = [p.score for p in log.pairs(persona_id, domain)]
+            liked = sum(1 for s in scores if s > 0)
+            disliked = sum(1 for s in scores if s < 0)
+            print(f"{persona_id:<12} {domain:<20} {count:>5} pairs  +{liked} -{disliked}")
+            shown += 1
+    if not shown:
+        print("no training pairs yet (set [learning] enabled = true in a persona file)")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from continuum.genome.pairs import load_pairs_jsonl
+    from continuum.genome.train import train_adapter
+    from continuum.genome.train_spec import TrainSpec
+
+    if not args.persona:
+        raise ContinuumError("name the persona: --persona ID")
+    registry = _registry(args)
+    pairs = (
+        load_pairs_jsonl(args.pairs)
+        if args.pairs
+        else _pair_log(args).pairs(args.persona, args.domain)
+    )
+    spec = TrainSpec(
+        rank=args.rank,
+        alpha=2.0 * args.rank,
+        learning_rate=args.lr,
+        epochs=args.epochs,
+        steps=args.steps,
+        threads=args.threads,
+    )
+    print(f"training on {len(pairs)} pairs of {args.persona}/{args.domain} (a few minutes)")
+    record, report = train_adapter(
+        registry, args.persona, args.domain, pairs, args.id, spec, replace=args.replace
+    )
+    print(
+        f"{record.id}: {report.train_pairs} pairs ({report.dropped_disliked} disliked left "
+        f"out), {report.steps} steps in {report.train_s:.0f} s; held-out loss "
+        f"{report.heldout_loss_before} -> {report.heldout_loss_after} "
+        f"({report.heldout_pairs} pairs); registered for {args.persona}"
+    )
+    return 0
+
+
 @hookimpl
 def register_commands(subcommands: argparse._SubParsersAction) -> None:
     genome = subcommands.add_parser("genome", help="a persona's LoRA adapters (skills, voice)")
@@ -110,3 +168,14 @@ def register_commands(subcommands: argparse._SubParsersAction) -> None:
             p.add_argument("--license", help="its license (recorded)")
         if name == "export":
             p.add_argument("-o", "--output", type=Path, required=True, help="a folder")
+    add("pairs", _pairs, "training pairs recorded from turns, per persona and domain")
+    train = add("train", _train, "train a skill LoRA from a persona's turns (the train extra)")
+    train.add_argument("--domain", default="general", help="which pairs (default: general)")
+    train.add_argument("--id", help="the adapter id (default: <domain>-learned)")
+    train.add_argument("--pairs", type=Path, help="train on this JSONL of pairs instead")
+    train.add_argument("--rank", type=int, default=8)
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    train.add_argument("--epochs", type=float, default=3.0)
+    train.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
+    train.add_argument("--threads", type=int, default=2)
+    train.add_argument("--replace", action="store_true", help="retrain over an earlier one")

@@ -45,6 +45,8 @@ class AdapterRecord(BaseModel):
     base_model_sha256: str
     provenance: str = ""
     license: str = ""
+    # trained adapters: whose words were in the training pairs (removed if one is forgotten)
+    people: tuple[str, ...] = ()
     added_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def use(self, genome_dir: Path, scale: float = 1.0, pinned: bool = False) -> AdapterUse:
@@ -146,6 +148,7 @@ class GenomeRegistry:
         kind: Literal["skill", "voice"] = "skill",
         license: str = "",
         provenance: str = "",
+        people: tuple[str, ...] = (),
     ) -> AdapterRecord:
         if owner != SHARED:
             check_persona_id(owner)
@@ -171,6 +174,7 @@ class GenomeRegistry:
             base_model_sha256=self.base_sha256(),
             provenance=provenance or f"added from {source}",
             license=license,
+            people=tuple(sorted({p.lower() for p in people})),
             **facts,
         )
         self._data.adapters.setdefault(owner, {})[adapter_id] = record
@@ -185,6 +189,15 @@ class GenomeRegistry:
         del self._data.adapters[owner][adapter_id]
         self._save()
         return True
+
+    def forget_person(self, person_id: str) -> list[AdapterRecord]:
+        """Remove every adapter trained on pairs that held ``person_id``'s words: weights
+        cannot unlearn one person, so the adapter goes (retrain it without them)."""
+        who = person_id.lower()
+        gone = [r for r in self.records() if who in r.people]
+        for record in gone:
+            self.remove(record.owner, record.id)
+        return gone
 
     # --- reading it ------------------------------------------------------------------------
 

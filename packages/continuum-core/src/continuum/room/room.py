@@ -51,6 +51,7 @@ from continuum.events import (
     ReplyPosted,
     ReputationChanged,
 )
+from continuum.genome.pairs import PairLog, TrainingPair, domain_slug
 from continuum.media import Bridged, MediaBridge
 from continuum.memory.embeddings import Embedder
 from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
@@ -93,8 +94,11 @@ class Room:
         names: Callable[[str], str | None] | None = None,
         shared_adapters: Sequence[AdapterUse] = (),
         bridge: MediaBridge | None = None,
+        pairs: PairLog | None = None,
     ) -> None:
         self.id = room_id
+        # training pairs from the turns of personas that opted in (persona.learning)
+        self.pairs = pairs
         # audio and images for a model that cannot take them: transcribed / described (or
         # the persona is told plainly what it cannot hear or see)
         self.bridge = bridge or MediaBridge()
@@ -306,6 +310,11 @@ class Room:
             liked.append(message_id)
             del liked[:-256]
         state.feel(0.1 if positive else -0.1)
+        if self.pairs is not None and (p := self.personas.get(persona_id)) and p.learning.enabled:
+            try:
+                self.pairs.react(persona_id, message_id, positive)
+            except (OSError, ContinuumError):
+                log.exception("%s: could not record a reaction for training", self.key)
         self.events.emit(
             ReputationChanged(
                 room_id=self.id,
@@ -642,6 +651,34 @@ class Room:
 
     def record_failure(self, persona: Persona, envelope: Envelope) -> None:
         self.finish_item(persona.id, envelope.id, "failed")
+
+    def record_training(
+        self, persona: Persona, message_id: str, prompt: str, response: str, topics: list[str]
+    ) -> None:
+        """A turn of a persona that learns from its turns becomes a training pair, filed
+        under the first of the turn's topics that is one of the persona's expertise."""
+        if self.pairs is None or not persona.learning.enabled or not response.strip():
+            return
+        expertise = {domain_slug(e) for e in persona.expertise}
+        domain = next(
+            (d for d in map(domain_slug, topics) if d in expertise), persona.learning.domain
+        )
+        people = {
+            m.author.id.lower() for m in self.history if m.author.kind is ParticipantKind.PERSON
+        }
+        pair = TrainingPair(
+            id=message_id,
+            persona_id=persona.id,
+            domain=domain,
+            room=self.key,
+            prompt=prompt,
+            response=response,
+            people=tuple(sorted(people)),
+        )
+        try:
+            self.pairs.record(pair)
+        except (OSError, ContinuumError):  # learning is never worth a lost reply
+            log.exception("%s: could not record a training pair for %s", self.key, persona.id)
 
 
 def _default_embedder() -> Embedder | None:

@@ -82,6 +82,10 @@ class TurnRoom(Protocol):
 
     def record_failure(self, persona: Persona, envelope: Envelope) -> None: ...
 
+    def record_training(
+        self, persona: Persona, message_id: str, prompt: str, response: str, topics: list[str]
+    ) -> None: ...
+
 
 @dataclass
 class RenderJob:
@@ -249,6 +253,10 @@ class TurnRunner:
             id=start.message_id, author=room.participants[persona.id], text=visible, raw_text=raw
         )
         room.record_reply(persona, job.envelope, message, completion.metrics, job.topics)
+        if not completion.metrics.moved:
+            room.record_training(
+                persona, message.id, job.composed.prompt, completion.text, job.topics
+            )
         _, thinks = split_think(raw)
         for think in thinks:
             room.events.emit(
