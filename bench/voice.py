@@ -336,6 +336,14 @@ async def main() -> None:
             policy=policy,
             mode="streaming",
         ),
+        "no_preempt": VoiceSession(
+            Room("voice-no-preempt", [persona], backend, policy=room_policy),
+            persona,
+            transcriber,
+            tts,
+            policy=policy,
+            mode="streaming",
+        ),
         "sandwich": VoiceSession(
             Room("voice-sandwich", [persona], backend, policy=room_policy),
             persona,
@@ -351,15 +359,24 @@ async def main() -> None:
     for i, u in enumerate(utterances):
         for mode, s in sessions.items():
             feed = Feed(u["samples"])
-            heard = await s.listen(feed.frames())
-            true_end = feed.start + u["end"] / RATE
-            false_end = heard.end_of_turn < true_end
-            heard.end_of_speech = true_end
 
             async def play(samples, rate):
                 pass
 
-            m = await s.respond(heard, play)
+            if mode == "streaming":  # the reply is written during the pause (VoiceSession.turn)
+                heard, m = await s.turn(feed.frames(), play)
+                true_end = feed.start + u["end"] / RATE
+                shift = (heard.end_of_speech - true_end) * 1000  # stages from the true end
+                for stage in ("end_of_turn_ms", "transcript_ms", "first_token_ms",
+                              "first_piece_ms", "first_audio_ms"):  # fmt: skip
+                    if getattr(m, stage) is not None:
+                        setattr(m, stage, getattr(m, stage) + shift)
+            else:  # listen, then reply: nothing is written before the end of turn
+                heard = await s.listen(feed.frames())
+                true_end = feed.start + u["end"] / RATE
+                heard.end_of_speech = true_end
+                m = await s.respond(heard, play)
+            false_end = heard.end_of_turn < true_end
             rows.append(
                 {
                     "i": i,
@@ -371,6 +388,8 @@ async def main() -> None:
                     "false_end_of_turn": false_end,
                     "stt_calls": m.stt_calls,
                     "tts_calls": m.tts_calls,
+                    "preempted": m.preempted,
+                    "retracted": m.retracted,
                     "stages_ms": {
                         k: (round(v, 1) if v is not None else None) for k, v in m.stages().items()
                     },
@@ -413,6 +432,8 @@ async def main() -> None:
         "utterances": len(utterances),
         "first_audio_ms_p50": stat("streaming", "first_audio", 0.5),
         "first_audio_ms_p90": stat("streaming", "first_audio", 0.9),
+        "no_preempt_first_audio_ms_p50": stat("no_preempt", "first_audio", 0.5),
+        "no_preempt_first_audio_ms_p90": stat("no_preempt", "first_audio", 0.9),
         "sandwich_first_audio_ms_p50": stat("sandwich", "first_audio", 0.5),
         "sandwich_first_audio_ms_p90": stat("sandwich", "first_audio", 0.9),
         "streaming_speedup_p50": round(
@@ -434,6 +455,9 @@ async def main() -> None:
         "stages_ms_p50": {s: stat("streaming", s, 0.5) for s in stages},
         "sandwich_stages_ms_p50": {s: stat("sandwich", s, 0.5) for s in stages},
         "stt_calls_per_turn_median": statistics.median(r["stt_calls"] for r in streaming),
+        "preempted_turns": sum(r["preempted"] for r in streaming),
+        "retracted_replies": sum(r["retracted"] for r in streaming),
+        "no_preempt_stages_ms_p50": {s: stat("no_preempt", s, 0.5) for s in stages},
         "direct_audio": None,
         "direct_audio_note": "not measured: no audio-capable model path is built yet "
         "(mtmd on the embedded backend); every turn here ran the STT bridge",
@@ -455,16 +479,23 @@ async def main() -> None:
         "first token p50 | first piece p50 | false ends of turn |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for mode in ("streaming", "sandwich"):
-        rate = result[
-            "false_end_of_turn_rate" if mode == "streaming" else "sandwich_false_end_of_turn_rate"
-        ]
+    for mode in ("streaming", "no_preempt", "sandwich"):
+        ends = [r["false_end_of_turn"] for r in rows if r["mode"] == mode]
+        rate = round(sum(ends) / len(ends), 3)
         md.append(
             f"| {mode} | {stat(mode, 'first_audio', 0.5)} | {stat(mode, 'first_audio', 0.9)} | "
             f"{stat(mode, 'end_of_turn', 0.5)} | {stat(mode, 'transcript', 0.5)} | "
             f"{stat(mode, 'first_token', 0.5)} | {stat(mode, 'first_piece', 0.5)} | {rate} |"
         )
     md += [
+        "",
+        "streaming: the reply is written during the pause, as soon as the pause's transcript "
+        "reads finished, and released at the end of turn (`VoiceSession.turn`); no_preempt: "
+        "the same pipeline, but the reply starts only at the end of turn; sandwich: a fixed "
+        "silence timer, then whole transcript, whole reply, whole synthesis. "
+        f"{result['preempted_turns']} of {len(streaming)} streaming turns were answered "
+        f"from the pause; {result['retracted_replies']} replies begun in a pause were "
+        "retracted because the person talked on.",
         "",
         f"Streaming is {result['streaming_speedup_p50']}x faster to first audio (p50). "
         f"False ends of turn on the paused utterances: "

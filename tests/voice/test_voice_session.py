@@ -137,3 +137,48 @@ async def test_a_broken_voice_leaves_the_reply_as_text_and_the_room_going(tmp_pa
     metrics = await s.respond(heard, play)
     assert metrics.tts_error == "the synthesizer is gone" and not played
     assert room.history[-1].text == "Sure. The cache is cold." == metrics.reply
+
+
+# a short tail long enough that the pause's transcript is surely ready before it runs out
+# (on a loaded machine too), and no fallback timer before it
+PATIENT = EndOfTurnPolicy(short_tail_ms=2000, long_tail_ms=10_000)
+
+
+async def test_the_reply_is_written_in_the_pause_and_heard_only_after_it(tmp_path, transcriber):
+    audio = speech(tmp_path, "Why is the first request so slow?")
+    s = session(transcriber, policy=PATIENT)
+    played: list[float] = []
+
+    async def play(samples, rate):
+        played.append(time.monotonic())
+
+    heard, metrics = await s.turn(frames_of(audio, realtime=True, silence_after_ms=3000), play)
+    assert metrics.preempted and metrics.retracted == 0 and heard.ended_by == "transcript"
+    # written while the person's silence was still running out, heard only after it
+    assert metrics.first_token_ms < metrics.end_of_turn_ms <= metrics.first_audio_ms
+    assert played and played[0] >= heard.end_of_turn
+    assert metrics.reply == "Sure. The cache is cold, so warm it first." and len(played) == 3
+    assert [m.author.id for m in s.room.history] == ["voice-user", "maya"]
+    assert metrics.stt_calls == heard.stt_calls
+
+
+async def test_talking_on_after_a_pause_retracts_the_reply_begun_in_it(tmp_path, transcriber):
+    first = speech(tmp_path, "What time is the meeting?", "a.wav")
+    second = speech(tmp_path, "And who else is coming?", "b.wav")
+    gap = np.zeros(16000 * 1400 // 1000, dtype=np.float32)  # a finished-sounding pause
+    backend = ScriptedBackend(lambda req: "At ten. Sam and Lee are coming.", token_delay_s=0.02)
+    s = session(transcriber, backend=backend, policy=PATIENT)
+    played: list[float] = []
+
+    async def play(samples, rate):
+        played.append(time.monotonic())
+
+    audio = np.concatenate([first, gap, second])
+    heard, metrics = await s.turn(frames_of(audio, realtime=True, silence_after_ms=3000), play)
+    assert "meeting" in heard.transcript.lower() and "coming" in heard.transcript.lower()
+    assert metrics.retracted == 1  # the reply begun after "meeting?" was never heard
+    assert len(backend.requests) == 2 and "coming" not in backend.requests[0].prompt
+    assert played and played[0] >= heard.end_of_turn
+    # the history holds the whole question and one reply, nothing of the retracted turn
+    assert [m.author.id for m in s.room.history] == ["voice-user", "maya"]
+    assert "coming" in s.room.history[0].text.lower()

@@ -30,7 +30,7 @@ from continuum.envelope import (
     Participant,
     ReplyTarget,
 )
-from continuum.errors import ContinuumError
+from continuum.errors import ContinuumError, UnknownMessage
 from continuum.hosts.base import ReplySink, ReplyStart
 from continuum.media import Transcriber
 from continuum.persona import Persona
@@ -89,6 +89,8 @@ class VoiceMetrics:
     resumed: int = 0  # ... and resumed: it was a cough or an "mm-hm"
     interrupted: bool = False  # the person took the floor: the rest was not said
     tts_error: str | None = None  # the TTS engine failed: the reply is text only
+    preempted: bool = False  # the reply was written during the pause, spoken at end of turn
+    retracted: int = 0  # replies begun during a pause the person then talked through
 
     def stages(self) -> dict[str, float | None]:
         return {
@@ -115,6 +117,7 @@ class _Speaker(ReplySink):
     text: list[str] = field(default_factory=list)
     spoken: list[str] = field(default_factory=list)
     message_id: str = ""
+    gate: anyio.Event | None = None  # a preemptive reply: nothing is heard before it is set
 
     def __post_init__(self) -> None:
         self._send, self._receive = anyio.create_memory_object_stream[str | None](math.inf)
@@ -141,6 +144,8 @@ class _Speaker(ReplySink):
                 self.metrics.tts_calls += 1
                 if self.metrics.first_tts_ms is None:
                     self.metrics.first_tts_ms = (time.monotonic() - started) * 1000
+                if self.gate is not None:
+                    await self.gate.wait()  # the turn is the person's until it has ended
                 if self.metrics.first_audio_ms is None:
                     self.metrics.first_audio_ms = self._ms()
                 heard = await self.player.play(samples, rate)
@@ -223,8 +228,17 @@ class VoiceSession:
         text = self.transcriber.transcribe(samples)  # type: ignore[arg-type]
         return text, (time.monotonic() - started) * 1000
 
-    async def listen(self, frames: AsyncIterator[np.ndarray]) -> Utterance:
-        """Frames of 512 samples at 16 kHz, as they arrive; returns at the end of turn."""
+    async def listen(
+        self,
+        frames: AsyncIterator[np.ndarray],
+        preempt: Callable[[Utterance], None] | None = None,
+        retract: Callable[[], None] | None = None,
+    ) -> Utterance:
+        """Frames of 512 samples at 16 kHz, as they arrive; returns at the end of turn.
+
+        ``preempt`` is called (once per pause) as soon as the pause's transcript reads
+        finished, before the silence tail has run out: :meth:`turn` writes the reply
+        then. ``retract`` is called when the person talks on after that."""
         p = self.policy
         streaming = self.mode == "streaming" and not self.hears_audio
         tail = p.long_tail_ms
@@ -257,6 +271,8 @@ class VoiceSession:
                     speech_ms += FRAME_MS
                     silence_ms = 0
                     last_speech = now
+                    if speculation.get("preempted") and retract is not None:
+                        retract()  # the reply begun in the pause is not wanted now
                     speculation.clear()  # the person went on: that pass is stale
                     continue
                 if speech_ms < p.min_speech_ms:
@@ -275,6 +291,14 @@ class VoiceSession:
                     calls += 1
                     tg.start_soon(speculate, np.concatenate(kept), ticket)
                 finished = "text" in speculation and reads_finished(str(speculation["text"]))
+                if finished and preempt is not None and not speculation.get("preempted"):
+                    speculation["preempted"] = True
+                    early = Utterance(
+                        np.concatenate(kept), str(speculation["text"]), last_speech, now
+                    )
+                    early.stt_ms = float(speculation["ms"])  # type: ignore[arg-type]
+                    early.stt_calls = calls
+                    preempt(early)  # starts the reply in the caller's task group
                 if streaming and finished and silence_ms >= p.short_tail_ms:
                     ended_by = "transcript"
                     break
@@ -306,15 +330,22 @@ class VoiceSession:
         heard: Utterance,
         out: Player | AudioOut,
         interruptions: AsyncIterator[np.ndarray] | None = None,
+        *,
+        gate: anyio.Event | None = None,
+        metrics: VoiceMetrics | None = None,
     ) -> VoiceMetrics:
         """The persona's turn on what was heard, spoken into ``out`` (a :class:`Player`,
         or a plain callback for each piece) as it is written. ``interruptions``: the
         person's microphone during playback (32 ms frames); speech there pauses the
         reply at once, and either resumes it (a cough, "mm-hm") or ends the turn: the
-        generation is cancelled and the persona's history keeps only what was heard."""
+        generation is cancelled and the persona's history keeps only what was heard.
+
+        ``gate``: a reply written before the turn has ended (see :meth:`turn`); nothing
+        is played, and no barge-in is watched, until it is set. Cancelled before that,
+        the person's message and the reply leave the room's history again."""
         player = out if isinstance(out, Player) else Player(out, realtime=False)
         eos = heard.end_of_speech
-        metrics = VoiceMetrics(
+        metrics = metrics or VoiceMetrics(
             mode=self.mode,
             path="direct" if heard.transcript is None else "stt",
             end_of_turn_ms=(heard.end_of_turn - eos) * 1000,
@@ -335,24 +366,39 @@ class VoiceSession:
             reply_to=ReplyTarget(host=self.host, channel=self.room.id),
             mentions=(self.persona.id,),
         )
-        speaker = _Speaker(self, player, metrics, eos, streaming=self.mode == "streaming")
+        speaker = _Speaker(
+            self, player, metrics, eos, streaming=self.mode == "streaming", gate=gate
+        )
 
         async def opener(start: ReplyStart) -> ReplySink:
             speaker.message_id = start.message_id
             return speaker
 
-        async with anyio.create_task_group() as tg:
+        async def watch(frames: AsyncIterator[np.ndarray], scope: anyio.CancelScope) -> None:
+            if gate is not None:
+                await gate.wait()
+            await self._watch(frames, player, metrics, scope)
 
-            async def turn() -> None:
-                replies = await self.room.handle(envelope, replies=opener)
-                if not replies:  # nobody answered: the speaker has nothing to say
-                    await speaker.abort("silent")
-                tg.cancel_scope.cancel()  # the reply is over: stop watching for barge-in
+        try:
+            async with anyio.create_task_group() as tg:
 
-            tg.start_soon(speaker.run)
-            if interruptions is not None:
-                tg.start_soon(self._watch, interruptions, player, metrics, tg.cancel_scope)
-            await turn()
+                async def turn() -> None:
+                    replies = await self.room.handle(envelope, replies=opener)
+                    if not replies:  # nobody answered: the speaker has nothing to say
+                        await speaker.abort("silent")
+                    tg.cancel_scope.cancel()  # the reply is over: stop watching for barge-in
+
+                tg.start_soon(speaker.run)
+                if interruptions is not None:
+                    tg.start_soon(watch, interruptions, tg.cancel_scope)
+                await turn()
+        except anyio.get_cancelled_exc_class():
+            if gate is not None and not gate.is_set():  # retracted: none of it happened
+                for message_id in (speaker.message_id, envelope.id):
+                    with contextlib.suppress(UnknownMessage):
+                        if message_id:
+                            self.room.delete_message(message_id)
+            raise
         if metrics.interrupted:
             spoken = " ".join(speaker.spoken).strip()
             self.room.record_interrupted(self.persona, envelope, speaker.message_id, spoken)
@@ -360,6 +406,72 @@ class VoiceSession:
         else:
             metrics.reply = "".join(speaker.text).strip()
         return metrics
+
+    async def turn(
+        self,
+        frames: AsyncIterator[np.ndarray],
+        out: Player | AudioOut,
+        interruptions: AsyncIterator[np.ndarray] | None = None,
+    ) -> tuple[Utterance, VoiceMetrics]:
+        """Listen and answer, with the reply written during the pause: as soon as the
+        pause's transcript reads finished, the persona's turn starts (prompt, reply, the
+        first pieces synthesized) while the silence tail runs out; at the end of turn it
+        is released to the speaker. If the person talks on instead, that reply is
+        cancelled and leaves the history, and the next pause starts another."""
+        if self.mode != "streaming" or self.hears_audio:
+            heard = await self.listen(frames)
+            return heard, await self.respond(heard, out, interruptions)
+        retracted = 0
+        pending: dict[str, object] = {}
+
+        async with anyio.create_task_group() as tg:
+
+            def preempt(early: Utterance) -> None:
+                gate, scope, done = anyio.Event(), anyio.CancelScope(), anyio.Event()
+                metrics = VoiceMetrics(
+                    mode=self.mode,
+                    path="stt",
+                    end_of_turn_ms=0.0,
+                    transcript_ms=(time.monotonic() - early.end_of_speech) * 1000,
+                    stt_ms=early.stt_ms,
+                    stt_calls=early.stt_calls,
+                    transcript=early.transcript or "",
+                    preempted=True,
+                )
+                pending.update(early=early, gate=gate, scope=scope, done=done, metrics=metrics)
+
+                async def run() -> None:
+                    try:
+                        with scope:
+                            await self.respond(
+                                early, out, interruptions, gate=gate, metrics=metrics
+                            )
+                    finally:
+                        done.set()
+
+                tg.start_soon(run)
+
+            def retract() -> None:
+                nonlocal retracted
+                if "scope" in pending:
+                    pending["scope"].cancel()  # type: ignore[attr-defined]
+                    retracted += 1
+                    pending.clear()
+
+            heard = await self.listen(frames, preempt=preempt, retract=retract)
+            early = pending.get("early")
+            if isinstance(early, Utterance) and early.transcript == heard.transcript:
+                metrics = pending["metrics"]
+                assert isinstance(metrics, VoiceMetrics)
+                metrics.end_of_turn_ms = (heard.end_of_turn - heard.end_of_speech) * 1000
+                metrics.stt_calls = heard.stt_calls
+                pending["gate"].set()  # type: ignore[attr-defined]
+                await pending["done"].wait()  # type: ignore[attr-defined]
+            else:
+                retract()  # begun on words the final transcript does not have
+                metrics = await self.respond(heard, out, interruptions)
+        metrics.retracted = retracted
+        return heard, metrics
 
     async def _watch(
         self,
