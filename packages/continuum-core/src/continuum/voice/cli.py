@@ -53,8 +53,8 @@ async def run_voice(args: argparse.Namespace) -> int:
         async def play(piece: np.ndarray, piece_rate: int) -> None:
             chunks.append(resample(piece, piece_rate, out_rate))
 
-        heard = await session.listen(frames_of(resample(samples, rate), realtime=not args.fast))
-        metrics = await session.respond(heard, play)
+        frames = frames_of(resample(samples, rate), realtime=not args.fast)
+        _, metrics = await session.turn(frames, play)  # the reply is written in the pause
     finally:
         await backend.aclose()
     args.out.write_bytes(wav_bytes(np.concatenate(chunks) if chunks else np.zeros(1), out_rate))
@@ -67,6 +67,7 @@ async def run_voice(args: argparse.Namespace) -> int:
                     "path": metrics.path,
                     "stt_calls": metrics.stt_calls,
                     "tts_calls": metrics.tts_calls,
+                    "preempted": metrics.preempted,
                     "ms_after_end_of_speech": metrics.stages(),
                 },
                 indent=2,
