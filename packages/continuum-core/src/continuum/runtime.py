@@ -143,6 +143,8 @@ def build_backend(config: ContinuumConfig, personas: Sequence[Persona]) -> Backe
         }
         if b.threads:
             fields["n_threads"] = b.threads
+        if b.mmproj:
+            fields["mmproj"] = str(config.relative(Path(b.mmproj)))
         model = str(config.relative(Path(b.model))) if b.model else None
         return factories[name](model=model, **fields)
     if not b.urls:

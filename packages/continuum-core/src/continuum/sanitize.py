@@ -36,6 +36,12 @@ def neutralise_think(text: str) -> str:
     return _THINK_TAG.sub(lambda m: f"({m.group(1)}think)", text)
 
 
+def break_media_markers(text: str) -> str:
+    """A media placeholder (``<__media:…__>``) or llama.cpp's ``<__media__>`` typed by
+    someone is broken the same way: only the engine places media in a prompt."""
+    return text.replace("<__", f"<{_JOINER}__") if "<__" in text else text
+
+
 def as_data(text: str) -> str:
     """Text from outside the engine, made safe to place in any prompt."""
-    return neutralise_think(escape_markers(text))
+    return neutralise_think(escape_markers(break_media_markers(text)))

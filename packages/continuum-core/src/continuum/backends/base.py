@@ -16,6 +16,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import BaseModel, ConfigDict, Field
 
 from continuum.compose import CHATML
+from continuum.envelope import AudioPart, ImagePart
 from continuum.media.capabilities import ModelCapabilities
 from continuum.persona import Persona
 
@@ -106,6 +107,9 @@ class CompletionRequest(BaseModel):
     # the LoRA adapters this request runs under; their ids are the slot key's adapters
     adapters: tuple[AdapterUse, ...] = ()
     priority: int = Priority.RENDER
+    # raw audio / images behind the prompt's media placeholders (continuum.media.placeholder),
+    # for a model that takes them; a backend that cannot says each one plainly instead
+    media: dict[str, AudioPart | ImagePart] = Field(default_factory=dict)
     queue_timeout_s: float | None = 120.0
     timeout_s: float | None = 300.0
 
@@ -133,6 +137,8 @@ class InferenceMetrics(BaseModel):
     moved: bool = False  # the persona's KV had to be rebuilt elsewhere (its server failed)
     adapters: tuple[str, ...] = ()  # the LoRA adapters the request ran under
     adapter_ms: float = 0.0  # time spent paging adapters in for this request
+    media_tokens: int = 0  # prompt positions filled by audio / image embeddings (evaluated)
+    media_ms: float = 0.0  # encoding the media and decoding their embeddings
 
     @classmethod
     def nothing(cls, backend: str) -> InferenceMetrics:

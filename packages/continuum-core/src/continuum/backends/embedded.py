@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import anyio
 import numpy as np
@@ -46,6 +46,10 @@ from continuum.compose import CHATML
 from continuum.errors import BackendError, BackendTimeout, ModelNotInstalled, PromptTooLong
 from continuum.genome.pager import AdapterPager, GenomeError
 from continuum.media.capabilities import ModelCapabilities
+from continuum.media.placeholder import MISSING, placeholders_in, without_media
+
+if TYPE_CHECKING:
+    from continuum.backends.media_projector import MediaProjector, MediaPrompt
 
 try:
     import llama_cpp as llama
@@ -200,6 +204,8 @@ class EmbeddedConfig:
     prefix_copy: str = "state"  # "state" (sequence state copy) | "seq_cp" (llama.cpp copy)
     # LoRA adapters resident at once (the genome's budget); least recently used go first
     adapter_budget_bytes: int = 512 << 20
+    # the model's multimodal projector (mmproj GGUF): audio / images go to the model itself
+    mmproj: str | None = None
 
 
 class EmbeddedBackend(Backend):
@@ -245,6 +251,12 @@ class EmbeddedBackend(Backend):
             cfg.adapter_budget_bytes, load=self._load_adapter, free=llama.llama_adapter_lora_free
         )
         self._active_adapters: tuple[tuple[str, float], ...] = ()
+        self.projector: MediaProjector | None = None
+        if cfg.mmproj:
+            from continuum.backends.media_projector import MediaProjector
+
+            n_vocab = llama.llama_vocab_n_tokens(self.model.vocab)
+            self.projector = MediaProjector(self.model.handle, n_vocab, cfg.mmproj, threads)
         self._grammars: dict[str, str] = {}
         self._closed = False
         # The context must be freed before the model it was built on (weakly held, so
@@ -256,9 +268,15 @@ class EmbeddedBackend(Backend):
 
     @property
     def capabilities(self) -> ModelCapabilities:
-        """Text in, text out: no projector (mmproj) is loaded, so audio and images go
-        through the media bridge."""
-        return ModelCapabilities(context_length=self.model.n_ctx_train, source="model")
+        """Read from the model and its projector (mmproj), if one is loaded: without one,
+        text in, text out, and audio and images go through the media bridge."""
+        proj = self.projector
+        return ModelCapabilities(
+            context_length=self.model.n_ctx_train,
+            audio_in=bool(proj and proj.audio),
+            vision_in=bool(proj and proj.vision),
+            source="model",
+        )
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` costs in a prompt (a template marker in it counts as the one
@@ -313,6 +331,8 @@ class EmbeddedBackend(Backend):
             llama.llama_set_adapters_lora(self._ctx, None, 0, None)
             self.adapters.clear()
             llama.llama_batch_free(self._batch)
+            if self.projector is not None:
+                self.projector.close()
             llama.llama_free(self._ctx)
 
     # --- LoRA adapters (worker thread) ------------------------------------------------------
@@ -381,6 +401,40 @@ class EmbeddedBackend(Backend):
             record.extend(chunk)
         return True
 
+    def _decode_media(
+        self,
+        tokens: list[int],
+        media: MediaPrompt,
+        reuse: int,
+        seq_id: int,
+        cancel: threading.Event,
+        record: list[int],
+    ) -> tuple[bool, int, float]:
+        """Evaluate a prompt with media from ``reuse`` on: text runs through
+        :meth:`_decode`, each media chunk through the projector (its pseudo tokens are
+        recorded for it). Returns (completed, media positions evaluated, media ms)."""
+        assert self.projector is not None
+        pos, media_tokens, media_s = reuse, 0, 0.0
+        for span in media.spans:
+            if span.start + span.n <= pos:
+                continue  # reused from the slot
+            if pos < span.start and not self._decode(
+                tokens[pos : span.start], seq_id, pos, cancel, record
+            ):
+                return False, media_tokens, media_s * 1000
+            if cancel.is_set():
+                return False, media_tokens, media_s * 1000
+            t0 = time.perf_counter()
+            last = span.start + span.n == len(tokens)
+            self.projector.eval(self._ctx, span, span.start, seq_id, self.config.n_batch, last)
+            media_s += time.perf_counter() - t0
+            record.extend(tokens[span.start : span.start + span.n])
+            media_tokens += span.n
+            pos = span.start + span.n
+        if pos < len(tokens) and not self._decode(tokens[pos:], seq_id, pos, cancel, record):
+            return False, media_tokens, media_s * 1000
+        return True, media_tokens, media_s * 1000
+
     def _gbnf(self, json_schema: dict) -> str:
         key = json.dumps(json_schema, sort_keys=True)
         gbnf = self._grammars.get(key)
@@ -419,10 +473,42 @@ class EmbeddedBackend(Backend):
         queue_ms: float,
     ) -> Completion:
         started = time.perf_counter()
-        settings = request.settings
         key = request.slot or SCRATCH
         adapter_ms = self._use_adapters(request, key)
-        tokens = self.model.tokenize_prompt(request.prompt, request.control)
+        media = None
+        if not placeholders_in(request.prompt):
+            tokens = self.model.tokenize_prompt(request.prompt, request.control)
+        elif self.projector is None:  # a model without a projector is told plainly
+            tokens = self.model.tokenize_prompt(without_media(request.prompt), request.control)
+        else:
+            media = self.projector.prompt(
+                request.prompt,
+                request.media,
+                lambda text: self.model.tokenize_prompt(text, request.control),
+                MISSING,
+            )
+            tokens = media.tokens
+        try:
+            return self._generate_tokens(
+                request, tokens, media, key, cancel, emit, queue_ms, started, adapter_ms
+            )
+        finally:
+            if media is not None:
+                media.close()
+
+    def _generate_tokens(
+        self,
+        request: CompletionRequest,
+        tokens: list[int],
+        media: MediaPrompt | None,
+        key: SlotKey,
+        cancel: threading.Event,
+        emit: Callable[[str], None],
+        queue_ms: float,
+        started: float,
+        adapter_ms: float,
+    ) -> Completion:
+        settings = request.settings
         slot, restored = self.slots.acquire(key, tokens if key != SCRATCH else None)
         if len(tokens) + settings.max_tokens > self.slot_ctx:
             raise PromptTooLong(
@@ -434,6 +520,8 @@ class EmbeddedBackend(Backend):
 
         # Keep the longest common prefix; evaluate at least the last token (for logits).
         reuse = min(common_prefix_len(slot.tokens, tokens), len(tokens) - 1)
+        if media is not None:
+            reuse = media.align(reuse)  # never from the middle of an image or a clip
         llama.llama_memory_seq_rm(self._memory, slot.seq_id, reuse, -1)
         del slot.tokens[reuse:]
 
@@ -442,7 +530,13 @@ class EmbeddedBackend(Backend):
         ttft_ms = 0.0
         first_at = last_at = started
         out = _StopFilter(settings.stop, emit)
-        completed = self._decode(tokens[reuse:], slot.seq_id, reuse, cancel, slot.tokens)
+        media_tokens, media_ms = 0, 0.0
+        if media is None:
+            completed = self._decode(tokens[reuse:], slot.seq_id, reuse, cancel, slot.tokens)
+        else:
+            completed, media_tokens, media_ms = self._decode_media(
+                tokens, media, reuse, slot.seq_id, cancel, slot.tokens
+            )
         prompt_done = time.perf_counter()
         if not completed:
             finish = "cancelled"
@@ -511,6 +605,8 @@ class EmbeddedBackend(Backend):
             restored_from_hibernation=restored,
             adapters=tuple(u.id for u in request.adapters),
             adapter_ms=adapter_ms,
+            media_tokens=media_tokens,
+            media_ms=media_ms,
         )
         metrics.log()
         return Completion(text=out.text, finish_reason=finish, metrics=metrics)

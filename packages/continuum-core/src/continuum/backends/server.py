@@ -45,6 +45,7 @@ from continuum.backends.base import (
 )
 from continuum.compose import approx_token_count
 from continuum.errors import BackendError, BackendTimeout
+from continuum.media.placeholder import placeholders_in, without_media
 
 log = logging.getLogger("continuum.backends.server")
 
@@ -175,6 +176,8 @@ class ServerBackend(Backend):
     ) -> Completion:
         key = request.slot or SCRATCH
         emitted = ""
+        if placeholders_in(request.prompt):  # media are not sent to servers yet: say so
+            request = request.model_copy(update={"prompt": without_media(request.prompt)})
 
         def relay(full: str) -> None:
             # a retry regenerates from scratch: only pass on what extends what was sent

@@ -26,6 +26,7 @@ from continuum.backends.base import (
 )
 from continuum.compose import ChatMessage, ComposedPrompt, Section, TokenCounter, compose_prompt
 from continuum.envelope import ParticipantKind, RoomMessage
+from continuum.media.placeholder import media_of, placeholder
 from continuum.persona import Persona
 from continuum.sanitize import as_data
 from continuum.tiers import Tier
@@ -128,7 +129,10 @@ def compose_analysis_prompt(
 
     def line(m: RoomMessage) -> ChatMessage:
         role = "system" if m.author.kind == ParticipantKind.SYSTEM else "user"
-        return ChatMessage(role=role, content=f"{as_data(m.author.name)}: {as_data(m.text)}")
+        content = f"{as_data(m.author.name)}: {as_data(m.text)}"
+        if m.media == "direct":  # the model hears / sees the parts themselves
+            content = " ".join([content.rstrip(), *(placeholder(p) for p in m.parts)])
+        return ChatMessage(role=role, content=content)
 
     sections = [
         Section(name="analyst", tier=Tier.INVARIANT, order=0, text=ANALYST_INSTRUCTIONS),
@@ -180,6 +184,7 @@ async def analyze(
         settings=GenerationSettings(max_tokens=max_tokens, temperature=0.0, repeat_penalty=1.0),
         json_schema=analysis_schema([p.id for p in personas]),
         priority=Priority.ANALYSIS,
+        media=media_of(composed.prompt, [*history, new_message]),
     )
     completion = await backend.complete(request)
     analysis = parse_analysis(completion.text, new_message, {p.id for p in personas})

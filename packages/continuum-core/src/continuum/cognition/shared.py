@@ -58,6 +58,7 @@ from continuum.events import (
     TurnStarted,
 )
 from continuum.hosts.base import ReplySink, ReplyStart
+from continuum.media.placeholder import media_of
 from continuum.persona import Persona
 from continuum.prompt_sources import Recipe
 from continuum.thinking import split_think
@@ -430,6 +431,7 @@ class SharedCognition:
             prompt=composed.prompt,
             slot=room.slot_for(persona),
             adapters=room.adapters_for(persona),
+            media=media_of(composed.prompt, room.history),
             settings=GenerationSettings(
                 max_tokens=room.policy.plan_max_tokens, temperature=0.0, repeat_penalty=1.0
             ),

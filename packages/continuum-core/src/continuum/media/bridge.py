@@ -59,14 +59,16 @@ class MediaBridge:
         text = "\n".join(p.text for p in parts if isinstance(p, TextPart))
         if not audio and not images:
             return Bridged(text, "text")
-        audio_direct = not audio or capabilities.audio_in
-        images_direct = not images or capabilities.vision_in
+        # direct: the model takes them, and the bytes are here (a part with only a URL the
+        # host could not fetch is bridged instead)
+        audio_direct = not audio or (capabilities.audio_in and all(p.data for p in audio))
+        images_direct = not images or (capabilities.vision_in and all(p.data for p in images))
         if audio_direct and images_direct:
             return Bridged(text, "direct")
         lines = [text] if text else []
         path: MediaPath = "direct"
         stt = described = 0
-        if audio and not capabilities.audio_in:
+        if audio and not audio_direct:
             for part in audio:
                 if part.transcript is not None:  # the host heard it already
                     heard = part.transcript
@@ -79,7 +81,7 @@ class MediaBridge:
                     continue
                 lines.append(heard.strip() or "(inaudible)")
                 path = "stt"
-        if images and not capabilities.vision_in:
+        if images and not images_direct:
             for part in images:
                 if self.describer is None:
                     lines.append("(shared an image you cannot see)")

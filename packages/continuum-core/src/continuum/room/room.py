@@ -53,6 +53,7 @@ from continuum.events import (
 )
 from continuum.genome.pairs import PairLog, TrainingPair, domain_slug
 from continuum.media import Bridged, MediaBridge
+from continuum.media.placeholder import media_of
 from continuum.memory.embeddings import Embedder
 from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
 from continuum.memory.index import RecallScope
@@ -651,6 +652,11 @@ class Room:
 
     def record_failure(self, persona: Persona, envelope: Envelope) -> None:
         self.finish_item(persona.id, envelope.id, "failed")
+
+    def media_in(self, prompt: str) -> dict[str, AudioPart | ImagePart]:
+        """The raw parts behind the media placeholders in ``prompt`` (messages whose
+        audio or images the model takes directly), for the request that carries it."""
+        return media_of(prompt, self.history)
 
     def record_training(
         self, persona: Persona, message_id: str, prompt: str, response: str, topics: list[str]

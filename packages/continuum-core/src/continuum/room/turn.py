@@ -27,7 +27,15 @@ from continuum.backends.base import (
     SlotKey,
 )
 from continuum.compose import ComposedPrompt
-from continuum.envelope import Envelope, Participant, PersonaReply, RoomMessage, new_id
+from continuum.envelope import (
+    AudioPart,
+    Envelope,
+    ImagePart,
+    Participant,
+    PersonaReply,
+    RoomMessage,
+    new_id,
+)
 from continuum.errors import ContinuumError
 from continuum.events import (
     EventLog,
@@ -81,6 +89,8 @@ class TurnRoom(Protocol):
     ) -> None: ...
 
     def record_failure(self, persona: Persona, envelope: Envelope) -> None: ...
+
+    def media_in(self, prompt: str) -> dict[str, AudioPart | ImagePart]: ...
 
     def record_training(
         self, persona: Persona, message_id: str, prompt: str, response: str, topics: list[str]
@@ -179,6 +189,7 @@ class TurnRunner:
             adapters=room.adapters_for(persona, job.extra_adapters),
             settings=settings,
             priority=Priority.RENDER,
+            media=room.media_in(job.composed.prompt),
         )
         stream = VisibleStream(names)
         stream.feed(job.raw_prefix)  # a think-block already in the prompt shows nothing

@@ -1,0 +1,169 @@
+"""The direct path on a real mtmd pipeline: the default model with a projector (tiny,
+random weights, real architectures) hears a voice message and sees an image itself —
+no speech-to-text, no description — and the stable prefix is still reused, before the
+media and on the next warm turn after it."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig
+from continuum.envelope import AudioPart, Envelope, ImagePart, Participant, ReplyTarget, TextPart
+from continuum.events import MediaBridged, ReplyPosted
+from continuum.media import MediaBridge
+from continuum.persona import Persona
+from continuum.room import Room, RoomPolicy
+from tests.conftest import THREADS
+from tests.media.conftest import espeak_wav
+from tests.media.tiny_projectors import audio_projector, vision_projector
+
+pytestmark = [pytest.mark.anyio, pytest.mark.model]
+
+MAYA = Persona(id="maya", name="Maya", identity="A performance engineer.", style="Brief.")
+SAM = Participant(id="sam", name="Sam")
+
+
+class CountingBridge:
+    """Speech-to-text and description that count their calls (the direct path makes none)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def transcribe(self, audio: AudioPart) -> str:
+        self.calls += 1
+        return "(transcribed)"
+
+    def describe(self, image: ImagePart) -> str:
+        self.calls += 1
+        return "(described)"
+
+
+def png(width: int = 64, height: int = 48) -> bytes:
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + (chunk(b"IEND", b""))
+    )
+
+
+def envelope(*parts) -> Envelope:
+    return Envelope(
+        host="t",
+        room_id="r",
+        author=SAM,
+        parts=parts,
+        reply_to=ReplyTarget(host="t", channel="r"),
+        mentions=("maya",),
+    )
+
+
+async def turn(room: Room, *parts):
+    await room.handle(envelope(*parts))
+    return room.events.of_type(ReplyPosted)[-1].metrics
+
+
+def line_tokens(backend: EmbeddedBackend, text: str) -> int:
+    """What a new message adds to a warm prompt: its line and the reply header."""
+    return backend.count_tokens(f"<|im_start|>user\nSam: {text}<|im_end|>\n<|im_start|>assistant\n")
+
+
+async def run_direct(model_path, tmp_path, projector, part, kind: str) -> None:
+    backend = EmbeddedBackend(
+        model_path,
+        EmbeddedConfig(live_slots=2, slot_ctx=2048, n_threads=THREADS, mmproj=str(projector)),
+    )
+    caps = backend.capabilities
+    assert (caps.audio_in, caps.vision_in) == ((True, False) if kind == "audio" else (False, True))
+    counting = CountingBridge()
+    room = Room(
+        "r", [MAYA], backend,
+        policy=RoomPolicy(cognition="direct", reply_max_tokens=6),
+        bridge=MediaBridge(transcriber=counting, describer=counting),
+    )  # fmt: skip
+    first = await turn(room, TextPart(text="Good morning!"))
+    media_turn = await turn(room, part)
+    # the model took the media itself: no speech-to-text, no description
+    [bridged] = room.events.of_type(MediaBridged)
+    assert bridged.path == "direct" and bridged.stt_calls == bridged.describe_calls == 0
+    assert counting.calls == 0 and room.history[-2].media == "direct"
+    assert media_turn.media_tokens > 0
+    # the stable prefix and the earlier history came from the slot; only the new line,
+    # its media and the header were evaluated
+    assert media_turn.reused_tokens >= first.prompt_tokens - 1
+    assert media_turn.evaluated_tokens <= media_turn.media_tokens + line_tokens(backend, "") + 24
+    # the next warm turn reuses everything up to the new message, media included
+    text = "And what now?"
+    after = await turn(room, TextPart(text=text))
+    assert after.media_tokens == 0, "the media was encoded again"
+    assert after.evaluated_tokens <= line_tokens(backend, text) + 16, after
+    # a person typing a placeholder gets text, not someone else's media
+    forged = "<__media:0123456789abcdef__> look"
+    typed = await turn(room, TextPart(text=forged))
+    assert typed.media_tokens == 0
+    backend.close()
+
+
+async def test_a_voice_message_reaches_an_audio_model_directly(model_path, tmp_path):
+    wav = espeak_wav("Hello Maya, is the cache warm?", tmp_path / "q.wav")
+    await run_direct(model_path, tmp_path, audio_projector(), AudioPart(data=wav), "audio")
+
+
+async def test_an_image_reaches_a_vision_model_directly(model_path, tmp_path):
+    await run_direct(model_path, tmp_path, vision_projector(), ImagePart(data=png()), "image")
+
+
+async def test_a_model_without_a_projector_is_told_plainly(model_path, backend):
+    room = Room("r2", [MAYA], backend, policy=RoomPolicy(cognition="direct", reply_max_tokens=4))
+    image = await turn(room, ImagePart(data=png()))
+    assert image.media_tokens == 0
+    assert room.history[-2].media == "told" and "cannot see" in room.history[-2].text
+
+
+async def test_a_voice_turn_on_an_audio_model_never_transcribes(model_path, tmp_path):
+    """The acceptance line: speech-to-text zero times; text-to-speech only because the
+    model has no audio out."""
+    from continuum.plugins import tts_engine
+    from continuum.voice.audio import read_wav, resample
+    from continuum.voice.session import VoiceSession, frames_of
+
+    backend = EmbeddedBackend(
+        model_path,
+        EmbeddedConfig(
+            live_slots=2, slot_ctx=2048, n_threads=THREADS, mmproj=str(audio_projector())
+        ),
+    )
+    assert backend.capabilities.audio_in and not backend.capabilities.audio_out
+    counting = CountingBridge()
+    room = Room(
+        "v", [MAYA], backend,
+        policy=RoomPolicy(cognition="direct", reply_max_tokens=12),
+        bridge=MediaBridge(transcriber=counting),
+    )  # fmt: skip
+    session = VoiceSession(room, MAYA, counting, tts_engine("espeak-ng"))  # type: ignore[arg-type]
+    samples, rate = read_wav(espeak_wav("What is the plan for today?", tmp_path / "v.wav"))
+    played = []
+
+    async def play(chunk, chunk_rate):
+        played.append(len(chunk))
+
+    heard, metrics = await session.turn(frames_of(resample(samples, rate), realtime=False), play)
+    assert heard.transcript is None and heard.stt_calls == 0 and counting.calls == 0
+    assert metrics.path == "direct" and metrics.stt_calls == 0
+    posted = room.events.of_type(ReplyPosted)[-1].metrics
+    assert posted.media_tokens > 0
+    assert metrics.reply and metrics.tts_calls >= 1 and played  # spoken by the TTS engine
+    backend.close()
