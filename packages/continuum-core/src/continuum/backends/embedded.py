@@ -198,7 +198,9 @@ class EmbeddedConfig:
     hibernate: bool = True
     hibernate_budget_bytes: int = 2 << 30
     max_queue: int = 64
-    flash_attn: bool = True
+    # off: on CPU, llama.cpp's flash attention makes warm turns 2.6-5x and decoding 1.6-2.5x
+    # slower (it wins only a cold prefill, by ~10 %); bench/results/attention.md
+    flash_attn: bool = False
     # a cold slot (a persona in a new room) starts from another slot's shared prefix
     share_prefixes: bool = True
     prefix_copy: str = "state"  # "state" (sequence state copy) | "seq_cp" (llama.cpp copy)
