@@ -15,7 +15,7 @@ from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig
 from continuum.envelope import AudioPart, Envelope, ImagePart, Participant, ReplyTarget, TextPart
 from continuum.events import MediaBridged, ReplyPosted
 from continuum.media import MediaBridge
-from continuum.persona import Persona
+from continuum.persona import ModelOverrides, Persona
 from continuum.room import Room, RoomPolicy
 from tests.conftest import THREADS
 from tests.media.conftest import espeak_wav
@@ -148,12 +148,13 @@ async def test_a_voice_turn_on_an_audio_model_never_transcribes(model_path, tmp_
     )
     assert backend.capabilities.audio_in and not backend.capabilities.audio_out
     counting = CountingBridge()
+    greedy = MAYA.model_copy(update={"model": ModelOverrides(temperature=0.0)})  # reproducible
     room = Room(
-        "v", [MAYA], backend,
+        "v", [greedy], backend,
         policy=RoomPolicy(cognition="direct", reply_max_tokens=12),
         bridge=MediaBridge(transcriber=counting),
     )  # fmt: skip
-    session = VoiceSession(room, MAYA, counting, tts_engine("espeak-ng"))  # type: ignore[arg-type]
+    session = VoiceSession(room, greedy, counting, tts_engine("espeak-ng"))  # type: ignore[arg-type]
     samples, rate = read_wav(espeak_wav("What is the plan for today?", tmp_path / "v.wav"))
     played = []
 

@@ -2,9 +2,10 @@
 
 No audio- or vision-capable GGUF installs offline, so the direct-path tests build real
 projector architectures with random weights: a Qwen2-Audio audio tower (Whisper encoder +
-projector) and an Idefics3 / SmolVLM vision tower (SigLIP + pixel-shuffle connector) —
-SmolVLM's text model *is* SmolLM2 — both projecting into SmolLM2-135M's 576-wide
-embeddings. transformers random-inits them, llama.cpp's own ``convert_hf_to_gguf.py
+projector) and a Gemma 3 vision tower (SigLIP + pooling projector), both projecting into
+SmolLM2-135M's 576-wide embeddings. (Gemma 3 wraps an image in text markers, which any
+vocabulary tokenizes; SmolVLM's wrapper tokens are special tokens SmolLM2 lacks.)
+transformers random-inits them, llama.cpp's own ``convert_hf_to_gguf.py
 --mmproj`` converts them, and the result is cached like the wheel. Their output is
 noise; the tests assert the mechanics. (Built in a child process: torch never shares a
 process with llama.cpp.)
@@ -39,22 +40,30 @@ json.dump({"feature_extractor_type": "WhisperFeatureExtractor", "feature_size": 
 """
 
 VISION = """
-import json, sys, torch
-from transformers import Idefics3Config, Idefics3ForConditionalGeneration
+import glob, json, sys, torch
+from safetensors.torch import load_file, save_file
+from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 torch.manual_seed(0)
-cfg = Idefics3Config(
-    vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, image_size=64, patch_size=16),
-    text_config=dict(model_type="llama", hidden_size=576, intermediate_size=64,
-        num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=1, vocab_size=256),
-    scale_factor=2,
+cfg = Gemma3Config(
+    vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64,
+        num_hidden_layers=2, num_attention_heads=2, image_size=64, patch_size=16),
+    text_config=dict(model_type="gemma3_text", hidden_size=576, intermediate_size=64,
+        num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=1, head_dim=64,
+        vocab_size=300),
+    mm_tokens_per_image=16,
 )
-Idefics3ForConditionalGeneration(cfg).save_pretrained(sys.argv[1])
-json.dump({"image_processor_type": "Idefics3ImageProcessor", "do_resize": True,
-    "size": {"longest_edge": 64}, "max_image_size": {"longest_edge": 64},
-    "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
-    "do_image_splitting": False},
+Gemma3ForConditionalGeneration(cfg).save_pretrained(sys.argv[1])
+json.dump({"image_processor_type": "Gemma3ImageProcessor", "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5], "size": {"height": 64, "width": 64},
+    "do_pan_and_scan": False},
     open(sys.argv[1] + "/preprocessor_config.json", "w"))
+# transformers 5 saves the vision tower without its "vision_model." level; the original
+# checkpoints (what llama.cpp's converter maps) have it
+for f in glob.glob(sys.argv[1] + "/*.safetensors"):
+    sd = load_file(f)
+    fix = lambda k: k.replace("vision_tower.", "vision_tower.vision_model.", 1) if (
+        k.startswith("vision_tower.") and not k.startswith("vision_tower.vision_model.")) else k
+    save_file({fix(k): v for k, v in sd.items()}, f, metadata={"format": "pt"})
 """
 
 INSTALL = "pip install 'continuum-core[train]' (or run ./scripts/test)"
@@ -103,4 +112,4 @@ def audio_projector() -> Path:
 
 
 def vision_projector() -> Path:
-    return _build("idefics3-576", VISION)
+    return _build("gemma3-576", VISION)

@@ -19,6 +19,7 @@ the server rejoins after a health check. ``api="openai"`` speaks plain
 
 from __future__ import annotations
 
+import base64
 import bisect
 import hashlib
 import json
@@ -44,8 +45,10 @@ from continuum.backends.base import (
     SlotKey,
 )
 from continuum.compose import approx_token_count
+from continuum.envelope import AudioPart
 from continuum.errors import BackendError, BackendTimeout
-from continuum.media.placeholder import placeholders_in, without_media
+from continuum.media.capabilities import ModelCapabilities
+from continuum.media.placeholder import MISSING, PLACEHOLDER, placeholders_in, without_media
 
 log = logging.getLogger("continuum.backends.server")
 
@@ -102,6 +105,10 @@ class _Server:
     lora_ids: dict[str, int] = field(default_factory=dict)  # adapter id -> server index
     can_save: bool = True
     can_tokenize: bool = True
+    # from /props: what the model takes besides text (llama-server --mmproj), and the
+    # server's own media marker (random per server, so text cannot spell it)
+    modalities: dict[str, bool] = field(default_factory=dict)
+    media_marker: str | None = None
     # text piece (and whether it is a control marker) -> token ids, LRU
     tokens: OrderedDict[tuple[str, bool], list[int]] = field(default_factory=OrderedDict)
     stats: dict[str, int] = field(
@@ -158,6 +165,8 @@ class ServerBackend(Backend):
         self.servers = {u.rstrip("/"): _Server(url=u.rstrip("/")) for u in urls}
         self.ring = HashRing(list(self.servers), self.config.vnodes)
         self.home: dict[SlotKey, str] = {}  # where each key's KV lives now
+        self._capabilities: ModelCapabilities | None = None
+        self._probe_after = 0.0
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(None, connect=self.config.connect_timeout_s), headers=headers
@@ -168,6 +177,39 @@ class ServerBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return approx_token_count(text)
 
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """From llama-server's ``/props`` (``modalities``: a server started with
+        ``--mmproj`` hears audio / sees images). Read once, from the first server that
+        answers (every server of a pool runs the same model); other APIs: text only."""
+        if self._capabilities is None:
+            if time.monotonic() < self._probe_after:
+                return ModelCapabilities(source="default")
+            found = self._probe()
+            if found is None:  # nobody answered yet: text for now, ask again in 30 s
+                self._probe_after = time.monotonic() + 30.0
+                return ModelCapabilities(source="default")
+            self._capabilities = found
+        return self._capabilities
+
+    def _probe(self) -> ModelCapabilities | None:
+        if self.config.api != "llama.cpp":
+            return ModelCapabilities(source="config")
+        for url in self.servers:
+            try:
+                props = httpx.get(f"{url}/props", timeout=2.0).json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            modalities = props.get("modalities") or {}
+            n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx")
+            return ModelCapabilities(
+                audio_in=bool(modalities.get("audio")),
+                vision_in=bool(modalities.get("vision")),
+                context_length=int(n_ctx) if n_ctx else None,
+                source="server",
+            )
+        return None
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -176,7 +218,8 @@ class ServerBackend(Backend):
     ) -> Completion:
         key = request.slot or SCRATCH
         emitted = ""
-        if placeholders_in(request.prompt):  # media are not sent to servers yet: say so
+        if placeholders_in(request.prompt) and not self._takes_media():
+            # a server without a projector is told plainly what it cannot hear or see
             request = request.model_copy(update={"prompt": without_media(request.prompt)})
 
         def relay(full: str) -> None:
@@ -224,6 +267,10 @@ class ServerBackend(Backend):
             f"{last}"
         )
 
+    def _takes_media(self) -> bool:
+        caps = self.capabilities
+        return self.config.api == "llama.cpp" and (caps.audio_in or caps.vision_in)
+
     # --- routing and health ------------------------------------------------------------------
 
     def _mark_down(self, server: _Server) -> None:
@@ -260,6 +307,8 @@ class ServerBackend(Backend):
             try:
                 props = (await self._client.get(f"{server.url}/props", timeout=5.0)).json()
                 n = int(props.get("total_slots") or 1)
+                server.modalities = dict(props.get("modalities") or {})
+                server.media_marker = props.get("media_marker") or "<__media__>"
                 loras = (await self._client.get(f"{server.url}/lora-adapters", timeout=5.0)).json()
                 server.lora_ids = {}
                 for entry in loras if isinstance(loras, list) else []:
@@ -445,6 +494,26 @@ class ServerBackend(Backend):
             ids.extend(cached)
         return ids
 
+    def _media_prompt(self, server: _Server, request: CompletionRequest) -> dict[str, Any]:
+        """A prompt with media for llama-server: the prompt string with the server's marker
+        where each part goes, and the parts base64-encoded in order (``multimodal_data``).
+        A part the request lacks, or of a kind the server's model does not take, is said
+        plainly instead. (People's text in it is escaped by compose: no template marker,
+        no media marker; the server parses this one string itself.)"""
+        marker = server.media_marker or "<__media__>"
+        data: list[str] = []
+
+        def place(match: re.Match[str]) -> str:
+            part = request.media.get(match.group(1))
+            kind = "audio" if isinstance(part, AudioPart) else "vision"
+            if part is None or not part.data or not server.modalities.get(kind):
+                return MISSING
+            data.append(base64.b64encode(part.data).decode())
+            return marker
+
+        text = PLACEHOLDER.sub(place, request.prompt)
+        return {"prompt_string": text, "multimodal_data": data} if data else {"prompt_string": text}
+
     def _body(
         self,
         server: _Server,
@@ -527,8 +596,14 @@ class ServerBackend(Backend):
         restored: bool,
         queued: float,
     ) -> Completion:
-        tokens = await self._tokens(server, request) if self.config.api == "llama.cpp" else None
-        body = self._body(server, key, request, tokens)
+        media = placeholders_in(request.prompt) if self.config.api == "llama.cpp" else []
+        if media:
+            tokens = None
+            body = self._body(server, key, request, None)
+            body["prompt"] = self._media_prompt(server, request)
+        else:
+            tokens = await self._tokens(server, request) if self.config.api == "llama.cpp" else None
+            body = self._body(server, key, request, tokens)
         if slot is not None:
             body["id_slot"] = slot
         path = "/v1/completions" if self.config.api == "openai" else "/completion"
