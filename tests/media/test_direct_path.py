@@ -168,3 +168,37 @@ async def test_a_voice_turn_on_an_audio_model_never_transcribes(model_path, tmp_
     assert posted.media_tokens > 0
     assert metrics.reply and metrics.tts_calls >= 1 and played  # spoken by the TTS engine
     backend.close()
+
+
+async def test_an_image_is_described_by_a_model_that_can_see(model_path, backend):
+    """The describe path: the persona's model cannot see; a vision model (the default
+    model with the tiny projector) writes the line it reads. Prefix reuse holds."""
+    from continuum.errors import ContinuumError
+    from continuum.media.describer import ModelDescriber
+
+    with pytest.raises(ContinuumError, match="cannot see"):
+        ModelDescriber(backend)
+    eyes = EmbeddedBackend(
+        model_path,
+        EmbeddedConfig(
+            live_slots=1, slot_ctx=1024, n_threads=THREADS, mmproj=str(vision_projector())
+        ),
+    )
+    describer = ModelDescriber(eyes, max_tokens=12)
+    room = Room(
+        "described", [MAYA], backend,
+        policy=RoomPolicy(cognition="direct", reply_max_tokens=6),
+        bridge=MediaBridge(describer=describer),
+    )  # fmt: skip
+    first = await turn(room, TextPart(text="Good morning!"))
+    image_turn = await turn(room, ImagePart(data=png()))
+    [bridged] = room.events.of_type(MediaBridged)
+    assert bridged.path == "describe" and bridged.describe_calls == 1
+    assert describer.last_metrics is not None and describer.last_metrics.media_tokens > 0
+    assert room.history[-2].text.startswith("(shared an image: ")
+    assert image_turn.media_tokens == 0  # the persona's model read a sentence
+    assert image_turn.reused_tokens >= first.prompt_tokens - 1
+    text = "And what now?"
+    after = await turn(room, TextPart(text=text))
+    assert after.evaluated_tokens <= line_tokens(backend, text) + 16, after
+    eyes.close()

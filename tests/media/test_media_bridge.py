@@ -107,3 +107,19 @@ async def test_a_transcript_the_host_already_has_is_not_made_again():
         (AudioPart(data=b"RIFF", transcript="heard by the host"),), ModelCapabilities()
     )
     assert (b.path, b.stt_calls, b.text, stt.calls) == ("stt", 0, "heard by the host", 0)
+
+
+def test_a_describer_needs_its_model_and_its_projector(tmp_path):
+    from continuum.config import parse_config
+    from continuum.errors import ConfigError
+    from continuum.runtime import media_bridge
+
+    cfg = parse_config({"media": {"describer_model": "eyes.gguf"}}, tmp_path / "continuum.toml")
+    with pytest.raises(ConfigError, match="describer_mmproj"):
+        media_bridge(cfg.media, str(cfg.source), cfg.relative)
+    missing = parse_config(
+        {"media": {"describer_model": "eyes.gguf", "describer_mmproj": "eyes-mmproj.gguf"}},
+        tmp_path / "continuum.toml",
+    )
+    with pytest.raises(Exception, match="eyes.gguf|does not exist|not found"):
+        media_bridge(missing.media, str(missing.source), missing.relative)

@@ -71,6 +71,12 @@ class MediaConfig(_Section):
     stt: Literal["auto", "whisper", "none"] = "auto"
     stt_model: Path | None = None  # a CTranslate2 Whisper directory; default: tiny.en
     stt_language: str = "en"
+    # images for a model that cannot see: described by a vision model (a GGUF and its
+    # projector, run in-process); without one the persona is told an image was shared
+    describer_model: Path | None = None
+    describer_mmproj: Path | None = None
+    # the describer model's chat template with {image} and {instruction} (default: ChatML)
+    describer_template: str | None = None
 
 
 class RuntimeConfig(_Section):
@@ -214,6 +220,9 @@ enabled = true
 [media]
 # stt = "auto"             # voice messages: auto | whisper (continuum-core[voice]) | none
 # stt_language = "en"
+# describer_model = "/models/SmolVLM-256M-Instruct-Q8_0.gguf"    # images, for a model that
+# describer_mmproj = "/models/mmproj-SmolVLM-256M-Instruct-Q8_0.gguf"  # cannot see them
+# describer_template = "<|im_start|>User:{image}{instruction}<end_of_utterance>\nAssistant:"
 
 [runtime]
 # shutdown_grace_s = 10    # on SIGINT/SIGTERM, replies in flight may finish this long

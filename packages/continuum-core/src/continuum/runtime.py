@@ -161,16 +161,41 @@ class DataDirInUse(ContinuumError):
     """Another continuum process is running on this data dir."""
 
 
-def media_bridge(config: MediaConfig) -> MediaBridge:
-    """The bridge for audio and images a model cannot take, as the config says."""
+def media_bridge(
+    config: MediaConfig,
+    source: str = "continuum.toml",
+    relative: Callable[[Path], Path] = lambda p: p,
+) -> MediaBridge:
+    """The bridge for audio and images a model cannot take, as the config says (paths
+    relative to the config file through ``relative``)."""
+    describer = None
+    if config.describer_model or config.describer_mmproj:
+        if not (config.describer_model and config.describer_mmproj):
+            raise ConfigError(
+                source, "media.describer_mmproj", "a describer needs both a model and its mmproj"
+            )
+        from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig
+        from continuum.media.describer import ModelDescriber
+
+        template = {"template": config.describer_template} if config.describer_template else {}
+        describer = ModelDescriber(
+            EmbeddedBackend(
+                relative(config.describer_model),
+                EmbeddedConfig(
+                    live_slots=1, slot_ctx=4096, mmproj=str(relative(config.describer_mmproj))
+                ),
+            ),
+            **template,
+        )
     if config.stt == "none":
-        return MediaBridge()
+        return MediaBridge(describer=describer)
     if config.stt == "auto" and importlib.util.find_spec("faster_whisper") is None:
         log.info("no speech-to-text installed: voice messages are announced, not heard")
-        return MediaBridge()
+        return MediaBridge(describer=describer)
     from continuum.media.whisper import WhisperTranscriber
 
-    return MediaBridge(WhisperTranscriber(config.stt_model, language=config.stt_language))
+    transcriber = WhisperTranscriber(config.stt_model, language=config.stt_language)
+    return MediaBridge(transcriber, describer)
 
 
 def _lock_data_dir(root: Path) -> FileLock:
@@ -257,7 +282,7 @@ class Runtime:
         for person in cfg.people:
             self.people.link(person.id, person.name, *person.host_ids)
         self.hippocampus = Hippocampus(self.memory, self.backend) if self.memory else None
-        self.bridge = media_bridge(cfg.media)
+        self.bridge = media_bridge(cfg.media, str(cfg.source or "continuum.toml"), cfg.relative)
         self.router = RoomRouter(
             self.personas,
             self.backend,
