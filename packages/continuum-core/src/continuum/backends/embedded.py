@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -307,6 +307,22 @@ class EmbeddedBackend(Backend):
                     return await _run_cancellable(work, cancel)
             except TimeoutError as exc:
                 raise BackendTimeout(f"generation exceeded {request.timeout_s}s") from exc
+
+    async def preload(self, adapters: Sequence[AdapterUse]) -> float:
+        """Page adapters in ahead of the requests that will run under them (a voice LoRA
+        before a turn's first audio); the milliseconds it took. They stay resident under
+        the budget like any other, and the next request under them is a pager hit."""
+        async with self.scheduler.turn(Priority.ANALYSIS):
+
+            def work() -> float:
+                started = time.perf_counter()
+                # nothing may stay set on the context that the pager could free
+                llama.llama_set_adapters_lora(self._ctx, None, 0, None)
+                self._active_adapters = ()
+                self.adapters.acquire(list(adapters))
+                return (time.perf_counter() - started) * 1000
+
+            return await anyio.to_thread.run_sync(work)
 
     async def forget_slot(self, key: SlotKey) -> None:
         """Drop a slot's KV (its next turn runs cold). Waits for the context to be free."""

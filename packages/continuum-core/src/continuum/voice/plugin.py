@@ -1,5 +1,5 @@
-"""The voice plugin: the espeak-ng TTS engine and ``continuum voice``. Registered through
-the entry-point group, like every other plugin."""
+"""The voice plugin: the espeak-ng, Piper and LLM-codec TTS engines and ``continuum
+voice``. Registered through the entry-point group, like every other plugin."""
 
 from __future__ import annotations
 
@@ -22,10 +22,17 @@ def _piper() -> object:
     return PiperTTS()  # without the [piper] extra: an error with the install line
 
 
+def _codec() -> object:
+    from continuum.voice.codec_tts import CodecTTS
+
+    return CodecTTS.from_environment()  # its models: an error naming the variables
+
+
 @hookimpl
 def register_tts(register: Callable[[str, TTSFactory], None]) -> None:
     register("espeak-ng", _espeak)  # type: ignore[arg-type]
     register("piper", _piper)  # type: ignore[arg-type]
+    register("codec", _codec)  # type: ignore[arg-type]
 
 
 def _voice(args: argparse.Namespace) -> int:

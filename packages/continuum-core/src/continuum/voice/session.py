@@ -24,6 +24,7 @@ from typing import Literal
 import anyio
 import numpy as np
 
+from continuum.backends.base import AdapterUse
 from continuum.envelope import (
     AudioPart,
     Envelope,
@@ -90,6 +91,8 @@ class VoiceMetrics:
     interrupted: bool = False  # the person took the floor: the rest was not said
     tts_error: str | None = None  # the TTS engine failed: the reply is text only
     preempted: bool = False  # the reply was written during the pause, spoken at end of turn
+    voice_adapter_ms: float | None = None  # paging the persona's voice LoRA in (engines
+    # that take one), done while the model writes, before the first piece is synthesized
     retracted: int = 0  # replies begun during a pause the person then talked through
 
     def stages(self) -> dict[str, float | None]:
@@ -118,6 +121,7 @@ class _Speaker(ReplySink):
     spoken: list[str] = field(default_factory=list)
     message_id: str = ""
     gate: anyio.Event | None = None  # a preemptive reply: nothing is heard before it is set
+    voice_ready: anyio.Event = field(default_factory=anyio.Event)
 
     def __post_init__(self) -> None:
         self._send, self._receive = anyio.create_memory_object_stream[str | None](math.inf)
@@ -132,11 +136,10 @@ class _Speaker(ReplySink):
             async for piece in self._receive:
                 if piece is None:
                     break
+                await self.voice_ready.wait()  # the voice LoRA is paged in first
                 started = time.monotonic()
                 try:
-                    samples, rate = await anyio.to_thread.run_sync(
-                        self.session.tts.synthesize, piece, self.session.persona.voice
-                    )
+                    samples, rate = await anyio.to_thread.run_sync(self.session.speak, piece)
                 except ContinuumError as exc:  # the voice broke: the turn and room go on
                     log.warning("%s could not speak: %s", self.session.persona.id, exc)
                     self.metrics.tts_error = str(exc)
@@ -211,6 +214,35 @@ class VoiceSession:
         self.policy = policy or EndOfTurnPolicy()
         self.host = host
         self.vad = SileroVAD()
+
+    @property
+    def voice_adapters(self) -> tuple[AdapterUse, ...]:
+        """The persona's voice LoRA, for an engine that takes one."""
+        if not self.tts.capabilities.adapters:
+            return ()
+        from continuum.voice.codec_tts import voice_adapters
+
+        return voice_adapters(self.persona)
+
+    def speak(self, piece: str) -> tuple[np.ndarray, int]:
+        """One piece through the TTS engine (in a worker thread), in the persona's voice."""
+        adapters = self.voice_adapters
+        if adapters:
+            return self.tts.synthesize(piece, self.persona.voice, adapters)  # type: ignore[call-arg]
+        return self.tts.synthesize(piece, self.persona.voice)
+
+    async def _prepare_voice(self, speaker: _Speaker, metrics: VoiceMetrics) -> None:
+        """Page the voice LoRA in while the model writes (before the first audio)."""
+        try:
+            adapters = self.voice_adapters
+            prepare = getattr(self.tts, "prepare", None)
+            if adapters and prepare is not None:
+                metrics.voice_adapter_ms = await anyio.to_thread.run_sync(prepare, adapters)
+        except ContinuumError as exc:  # the voice broke: the reply is still written
+            log.warning("%s: voice adapter not paged in: %s", self.persona.id, exc)
+            metrics.tts_error = str(exc)
+        finally:
+            speaker.voice_ready.set()
 
     @property
     def hears_audio(self) -> bool:
@@ -388,6 +420,7 @@ class VoiceSession:
                         await speaker.abort("silent")
                     tg.cancel_scope.cancel()  # the reply is over: stop watching for barge-in
 
+                tg.start_soon(self._prepare_voice, speaker, metrics)
                 tg.start_soon(speaker.run)
                 if interruptions is not None:
                     tg.start_soon(watch, interruptions, tg.cancel_scope)
