@@ -155,3 +155,18 @@ def test_the_cli_lists_pairs_and_refuses_to_train_on_too_few(tmp_path):
     assert listed.returncode == 0 and "maya" in listed.stdout and "3 pairs  +1 -0" in listed.stdout
     refused = cli("train", "--persona", "maya")
     assert refused.returncode != 0 and "at least 4 are needed" in refused.stderr
+
+
+@pytest.mark.anyio
+async def test_turns_in_private_rooms_are_not_learned_from_unless_asked(tmp_path):
+    from continuum.room import Room, RoomPolicy
+
+    log = PairLog(tmp_path)
+    for persona, expected in ((LEARNS, 1), (LEARNS.model_copy(update={"learning": LearningSpec(
+        enabled=True, private_rooms=True)}), 2)):  # fmt: skip
+        room = Room("r", [persona], ScriptedBackend(lambda req: "Noted."),
+                    policy=RoomPolicy(cognition="direct"), pairs=log)  # fmt: skip
+        await room.handle(text_envelope("my salary is 90k", visibility="dm"))
+        await room.handle(text_envelope("what is a pool?"))
+        assert sum(log.domains("maya").values()) == expected
+        log.forget_person("sam")

@@ -47,6 +47,10 @@ class LearningSpec(BaseModel):
     enabled: bool = False
     # the pairs' domain when a turn's topics name none of the persona's expertise
     domain: str = Field(default="general", pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")
+    # turns in DMs and private rooms too: their prompts hold what someone told only this
+    # persona, and weights trained on them would speak of it in every room (off: public
+    # rooms only)
+    private_rooms: bool = False
 
 
 class ModelOverrides(BaseModel):

@@ -665,6 +665,8 @@ class Room:
         under the first of the turn's topics that is one of the persona's expertise."""
         if self.pairs is None or not persona.learning.enabled or not response.strip():
             return
+        if self.visibility != "public" and not persona.learning.private_rooms:
+            return  # what one person told it in private never goes into shared weights
         expertise = {domain_slug(e) for e in persona.expertise}
         domain = next(
             (d for d in map(domain_slug, topics) if d in expertise), persona.learning.domain
