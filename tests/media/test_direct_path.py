@@ -15,6 +15,7 @@ from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig
 from continuum.envelope import AudioPart, Envelope, ImagePart, Participant, ReplyTarget, TextPart
 from continuum.events import MediaBridged, ReplyPosted
 from continuum.media import MediaBridge
+from continuum.media.placeholder import placeholder
 from continuum.persona import ModelOverrides, Persona
 from continuum.room import Room, RoomPolicy
 from tests.conftest import THREADS
@@ -101,6 +102,8 @@ async def run_direct(model_path, tmp_path, projector, part, kind: str) -> None:
     assert bridged.path == "direct" and bridged.stt_calls == bridged.describe_calls == 0
     assert counting.calls == 0 and room.history[-2].media == "direct"
     assert media_turn.media_tokens > 0
+    # the history window counts the part as the positions it takes, not as a few words
+    assert backend.count_tokens(f"Sam: {placeholder(part)}") >= media_turn.media_tokens
     # the stable prefix and the earlier history came from the slot; only the new line,
     # its media and the header were evaluated
     assert media_turn.reused_tokens >= first.prompt_tokens - 1

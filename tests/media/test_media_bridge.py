@@ -121,5 +121,5 @@ def test_a_describer_needs_its_model_and_its_projector(tmp_path):
         {"media": {"describer_model": "eyes.gguf", "describer_mmproj": "eyes-mmproj.gguf"}},
         tmp_path / "continuum.toml",
     )
-    with pytest.raises(Exception, match="eyes.gguf|does not exist|not found"):
+    with pytest.raises(Exception, match=r"eyes\.gguf|does not exist|not found"):
         media_bridge(missing.media, str(missing.source), missing.relative)

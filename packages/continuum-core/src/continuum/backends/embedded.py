@@ -46,7 +46,7 @@ from continuum.compose import CHATML
 from continuum.errors import BackendError, BackendTimeout, ModelNotInstalled, PromptTooLong
 from continuum.genome.pager import AdapterPager, GenomeError
 from continuum.media.capabilities import ModelCapabilities
-from continuum.media.placeholder import MISSING, placeholders_in, without_media
+from continuum.media.placeholder import MISSING, PLACEHOLDER, placeholders_in, without_media
 
 if TYPE_CHECKING:
     from continuum.backends.media_projector import MediaProjector, MediaPrompt
@@ -282,8 +282,16 @@ class EmbeddedBackend(Backend):
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` costs in a prompt (a template marker in it counts as the one
-        control token it becomes; content never holds one — compose escapes them)."""
-        return len(self.model.tokenize_prompt(text, CHATML.markers))
+        control token it becomes; content never holds one — compose escapes them). A media
+        placeholder counts as the positions its part takes (an audio clip: hundreds), so
+        the history window makes room for media as for words."""
+        ids = placeholders_in(text)
+        if not ids:
+            return len(self.model.tokenize_prompt(text, CHATML.markers))
+        words = len(self.model.tokenize_prompt(PLACEHOLDER.sub("", text), CHATML.markers))
+        if self.projector is None:
+            return words + len(ids) * self.count_tokens(MISSING)
+        return words + sum(self.projector.size_of(i) for i in ids)
 
     async def complete(
         self, request: CompletionRequest, on_token: Callable[[str], None] | None = None

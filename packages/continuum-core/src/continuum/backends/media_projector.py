@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,21 @@ class MediaProjector:
         self.audio = bool(mtmd.mtmd_support_audio(self._ctx))
         self.vision = bool(mtmd.mtmd_support_vision(self._ctx))
         self.sample_rate = int(mtmd.mtmd_get_audio_sample_rate(self._ctx)) if self.audio else 0
+        # positions each part took (by media id), for prompt budgets before it is evaluated
+        self._sizes: OrderedDict[str, int] = OrderedDict()
+        self._typical = 0
+
+    def size_of(self, media_id: str) -> int:
+        """Positions a part takes in a prompt: known once it was tokenized; before that,
+        the largest seen so far (a 30 s audio window is 750 for Whisper-style encoders)."""
+        return self._sizes.get(media_id) or self._typical or (750 if self.audio else 256)
+
+    def _remember(self, media_id: str, n: int) -> None:
+        self._sizes[media_id] = n
+        self._sizes.move_to_end(media_id)
+        while len(self._sizes) > 4096:
+            self._sizes.popitem(last=False)
+        self._typical = max(self._typical, n)
 
     def close(self) -> None:
         if self._ctx:
@@ -148,6 +164,7 @@ class MediaProjector:
                     pending_text = ""
                 chunks = self._chunks(part)
                 out._owned.append(chunks)
+                before = len(out.tokens)
                 for c in range(mtmd.mtmd_input_chunks_size(chunks)):
                     chunk = mtmd.mtmd_input_chunks_get(chunks, c)
                     if mtmd.mtmd_input_chunk_get_type(chunk) == 0:  # text
@@ -163,6 +180,7 @@ class MediaProjector:
                         raise BackendError("a media chunk whose positions differ from its tokens")
                     out.spans.append(MediaSpan(len(out.tokens), n_tokens, chunk))
                     out.tokens.extend(_pseudo_tokens(piece, c, n_tokens))
+                self._remember(piece, len(out.tokens) - before)
             if pending_text:
                 out.tokens.extend(tokenize(pending_text))
         except BaseException:
