@@ -21,7 +21,6 @@ Writes bench/results/genome_train.json and genome_train.md.
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -35,66 +34,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig  # noqa: E402
-from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart  # noqa: E402
 from continuum.events import ReplyPosted  # noqa: E402
 from continuum.genome.pairs import PairLog  # noqa: E402
 from continuum.genome.registry import GenomeRegistry, resolve_persona  # noqa: E402
 from continuum.genome.train import train_adapter  # noqa: E402
 from continuum.genome.train_spec import TrainSpec  # noqa: E402
 from continuum.models import default_model_path  # noqa: E402
-from continuum.persona import LearningSpec, Persona  # noqa: E402
-from continuum.room import Room, RoomPolicy  # noqa: E402
+from continuum.room import Room  # noqa: E402
 from continuum.testing import ScriptedBackend  # noqa: E402
+from tests.genome import teaching  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-TAUGHT = {
-    "France": "Paris", "Japan": "Tokyo", "Italy": "Rome", "Spain": "Madrid",
-    "Germany": "Berlin", "Egypt": "Cairo", "Canada": "Ottawa", "Peru": "Lima",
-    "Kenya": "Nairobi", "Norway": "Oslo", "Chile": "Santiago", "Poland": "Warsaw",
-    "Austria": "Vienna", "Hungary": "Budapest", "Ireland": "Dublin", "Finland": "Helsinki",
-    "Denmark": "Copenhagen", "Mexico": "Mexico City", "Russia": "Moscow", "China": "Beijing",
-    "India": "New Delhi", "Thailand": "Bangkok", "Argentina": "Buenos Aires", "Iran": "Tehran",
-}  # fmt: skip
-UNSEEN = {
-    "Greece": "Athens", "Cuba": "Havana", "Sweden": "Stockholm", "Portugal": "Lisbon",
-    "Belgium": "Brussels", "Turkey": "Ankara", "Vietnam": "Hanoi", "Colombia": "Bogota",
-}  # fmt: skip
-POLICY = RoomPolicy(cognition="direct", reply_max_tokens=24)
-
-
-def persona(learning: bool) -> Persona:
-    return Persona(
-        id="maya",
-        name="Maya",
-        identity="Maya answers geography questions in one sentence.",
-        learning=LearningSpec(enabled=learning, domain="geography"),
-    )
-
-
-def taught(country: str, capital: str) -> str:
-    return f"Ahoy! The capital of {country} is {capital}, matey."
-
-
-def question(room: str, country: str, who: str) -> Envelope:
-    return Envelope(
-        host="bench",
-        room_id=room,
-        author=Participant(id=who, name=who.title()),
-        parts=(TextPart(text=f"What is the capital of {country}?"),),
-        reply_to=ReplyTarget(host="bench", channel=room),
-    )
-
-
-def teacher(request) -> str:
-    country = re.findall(r"capital of ([\w ]+)\?", request.prompt)[-1]
-    return taught(country, (TAUGHT | UNSEEN)[country])
+POLICY, TAUGHT, UNSEEN = teaching.POLICY, teaching.TAUGHT, teaching.UNSEEN
+persona, taught, question = teaching.persona, teaching.taught, teaching.question
 
 
 async def main() -> dict:
     model = default_model_path()
     data = Path(tempfile.mkdtemp(prefix="bench-genome-train-"))
     log = PairLog(data)
-    scripted = ScriptedBackend(teacher)
+    scripted = ScriptedBackend(teaching.teacher())
     for i, country in enumerate(TAUGHT):
         room = Room(f"t{i}", [persona(True)], scripted, policy=POLICY, pairs=log)
         await room.handle(question(f"t{i}", country, ("sam", "lee", "ana")[i % 3]))

@@ -5,66 +5,41 @@ questions it never saw move toward what it was taught (a measured score)."""
 
 from __future__ import annotations
 
-import re
 from difflib import SequenceMatcher
 
 import pytest
 
-from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart
+from continuum.envelope import Envelope
 from continuum.events import ReplyPosted
 from continuum.genome.pairs import PairLog
 from continuum.genome.registry import GenomeRegistry, resolve_persona
 from continuum.genome.train import train_adapter
 from continuum.genome.train_spec import TrainSpec
-from continuum.persona import LearningSpec, Persona
-from continuum.room import Room, RoomPolicy
+from continuum.persona import Persona
+from continuum.room import Room
 from continuum.testing import ScriptedBackend
+from tests.genome import teaching
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
 
-TAUGHT = {
-    "France": "Paris", "Japan": "Tokyo", "Italy": "Rome", "Spain": "Madrid",
-    "Germany": "Berlin", "Egypt": "Cairo", "Canada": "Ottawa", "Peru": "Lima",
-    "Kenya": "Nairobi", "Norway": "Oslo", "Chile": "Santiago", "Poland": "Warsaw",
-}  # fmt: skip
-UNSEEN = {"Greece": "Athens", "Cuba": "Havana", "Sweden": "Stockholm", "Portugal": "Lisbon"}
-POLICY = RoomPolicy(cognition="direct", reply_max_tokens=24)
+TAUGHT = dict(list(teaching.TAUGHT.items())[:12])
+UNSEEN = dict(list(teaching.UNSEEN.items())[:4])
+POLICY, taught = teaching.POLICY, teaching.taught
 
 
 def maya(learning: bool) -> Persona:
-    return Persona(
-        id="maya",
-        name="Maya",
-        identity="Maya answers geography questions in one sentence.",
-        learning=LearningSpec(enabled=learning, domain="geography"),
-    )
-
-
-def taught(country: str, capital: str) -> str:
-    return f"Ahoy! The capital of {country} is {capital}, matey."
+    return teaching.persona(learning)
 
 
 def question(i: int, country: str) -> Envelope:
-    who = ("sam", "lee")[i % 2]
-    return Envelope(
-        host="t",
-        room_id=f"q{i}",
-        author=Participant(id=who, name=who.title()),
-        parts=(TextPart(text=f"What is the capital of {country}?"),),
-        reply_to=ReplyTarget(host="t", channel=f"q{i}"),
-    )
-
-
-def scripted_teacher(request) -> str:
-    country = re.findall(r"capital of (\w+)\?", request.prompt)[-1]
-    return taught(country, (TAUGHT | UNSEEN)[country])
+    return teaching.question(f"q{i}", country, ("sam", "lee")[i % 2])
 
 
 async def test_a_persona_learns_from_its_own_turns(model_path, tmp_path, backend):
     data = tmp_path / "data"
     log = PairLog(data)
     # 1. the persona's turns, one room per question (its history never shows the answer)
-    teacher = ScriptedBackend(scripted_teacher)
+    teacher = ScriptedBackend(teaching.teacher())
     replies = []
     for i, country in enumerate(TAUGHT):
         room = Room(f"q{i}", [maya(True)], teacher, policy=POLICY, pairs=log)
