@@ -209,10 +209,10 @@ async def run_context(
                     f"ttft={m.ttft_ms:.0f}ms"
                 )
             else:
-                key = SlotKey.for_persona(persona)
+                key = SlotKey.for_persona(persona)  # the naive backend's single sequence
                 prompt_tokens = backend.model.tokenize(composed.prompt)
                 # the limit: evaluate the same number of tokens at the same depth, raw
-                depth_key = key
+                depth_key = room.slot_for(persona)  # slots are per (persona, room)
                 slot = backend.slots.peek(depth_key)
                 extra = prompt_tokens[-m.evaluated_tokens :]
                 saved = list(slot.tokens)

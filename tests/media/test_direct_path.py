@@ -82,11 +82,9 @@ def line_tokens(backend: EmbeddedBackend, text: str) -> int:
     return backend.count_tokens(f"<|im_start|>user\nSam: {text}<|im_end|>\n<|im_start|>assistant\n")
 
 
-async def run_direct(model_path, tmp_path, projector, part, kind: str) -> None:
-    backend = EmbeddedBackend(
-        model_path,
-        EmbeddedConfig(live_slots=2, slot_ctx=2048, n_threads=THREADS, mmproj=str(projector)),
-    )
+async def media_turns(backend, part, kind: str) -> tuple[Room, CountingBridge, object, object]:
+    """A room on ``backend`` (which takes ``kind`` itself): a text turn, then the media
+    turn; both metrics back, after checking the bridge sent the part straight through."""
     caps = backend.capabilities
     assert (caps.audio_in, caps.vision_in) == ((True, False) if kind == "audio" else (False, True))
     counting = CountingBridge()
@@ -100,6 +98,15 @@ async def run_direct(model_path, tmp_path, projector, part, kind: str) -> None:
     # the model took the media itself: no speech-to-text, no description
     [bridged] = room.events.of_type(MediaBridged)
     assert bridged.path == "direct" and bridged.stt_calls == bridged.describe_calls == 0
+    return room, counting, first, media_turn
+
+
+async def run_direct(model_path, tmp_path, projector, part, kind: str) -> None:
+    backend = EmbeddedBackend(
+        model_path,
+        EmbeddedConfig(live_slots=2, slot_ctx=2048, n_threads=THREADS, mmproj=str(projector)),
+    )
+    room, counting, first, media_turn = await media_turns(backend, part, kind)
     assert counting.calls == 0 and room.history[-2].media == "direct"
     assert media_turn.media_tokens > 0
     # the history window counts the part as the positions it takes, not as a few words

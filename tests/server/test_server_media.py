@@ -9,11 +9,8 @@ import pytest
 
 from continuum.backends.server import ServerBackend
 from continuum.envelope import AudioPart, ImagePart, TextPart
-from continuum.events import MediaBridged
-from continuum.media import MediaBridge
-from continuum.room import Room, RoomPolicy
 from tests.media.conftest import espeak_wav
-from tests.media.test_direct_path import MAYA, CountingBridge, png, turn
+from tests.media.test_direct_path import media_turns, png, turn
 from tests.media.tiny_projectors import audio_projector, vision_projector
 from tests.server.harness import LlamaServer
 
@@ -24,21 +21,9 @@ async def run_server_direct(model_path, projector, part, kind: str) -> None:
     server = LlamaServer(model_path, slots=2, extra=("--mmproj", str(projector))).start()
     try:
         backend = ServerBackend([server.url])
-        caps = backend.capabilities
-        assert caps.source == "server"
-        assert (caps.audio_in, caps.vision_in) == (
-            (True, False) if kind == "audio" else (False, True)
-        )
-        counting = CountingBridge()
-        room = Room(
-            "r", [MAYA], backend,
-            policy=RoomPolicy(cognition="direct", reply_max_tokens=6),
-            bridge=MediaBridge(transcriber=counting, describer=counting),
-        )  # fmt: skip
-        first = await turn(room, TextPart(text="Good morning!"))
-        media_turn = await turn(room, part)
-        [bridged] = room.events.of_type(MediaBridged)
-        assert bridged.path == "direct" and counting.calls == 0
+        assert backend.capabilities.source == "server"  # read from /props
+        room, counting, first, media_turn = await media_turns(backend, part, kind)
+        assert counting.calls == 0
         # the server counted the media's positions in the prompt, and reused the prefix
         assert media_turn.prompt_tokens > first.prompt_tokens + (100 if kind == "audio" else 2)
         assert media_turn.reused_tokens >= first.prompt_tokens - 8
