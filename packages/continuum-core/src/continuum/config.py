@@ -44,6 +44,9 @@ class BackendConfig(_Section):
     # embedded: the model's multimodal projector (an mmproj GGUF): audio / images go to the
     # model itself instead of speech-to-text or a description
     mmproj: str | None = None
+    # embedded: llama.cpp flash attention (off: faster decoding and short turns on a CPU;
+    # on: faster first token for long new messages; bench/results/attention.md)
+    flash_attn: bool = False
     urls: tuple[str, ...] = ()  # server / openai base URLs
     api_key_env: str | None = None  # openai: the env var that holds the API key
 

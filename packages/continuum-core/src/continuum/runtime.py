@@ -145,6 +145,8 @@ def build_backend(config: ContinuumConfig, personas: Sequence[Persona]) -> Backe
             fields["n_threads"] = b.threads
         if b.mmproj:
             fields["mmproj"] = str(config.relative(Path(b.mmproj)))
+        if b.flash_attn:
+            fields["flash_attn"] = True
         model = str(config.relative(Path(b.model))) if b.model else None
         return factories[name](model=model, **fields)
     if not b.urls:

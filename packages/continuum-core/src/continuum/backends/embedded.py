@@ -198,8 +198,11 @@ class EmbeddedConfig:
     hibernate: bool = True
     hibernate_budget_bytes: int = 2 << 30
     max_queue: int = 64
-    # off: on CPU, llama.cpp's flash attention makes warm turns 2.6-5x and decoding 1.6-2.5x
-    # slower (it wins only a cold prefill, by ~10 %); bench/results/attention.md
+    # off: on CPU, llama.cpp's flash attention makes decoding 1.6-2.5x and short warm
+    # evaluations 2.7-5x slower; it wins evaluations of long new messages at depth (up to
+    # 1.2x) and cold prefill (~10 %), yet whole warm turns are faster without it in every
+    # case measured (bench/results/attention.md). [backend] flash_attn = true for TTFT on
+    # long pastes.
     flash_attn: bool = False
     # a cold slot (a persona in a new room) starts from another slot's shared prefix
     share_prefixes: bool = True
