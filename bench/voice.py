@@ -369,31 +369,15 @@ async def main() -> None:
     tts = tts_engine("espeak-ng")
     tails = await sweep(utterances, transcriber, backend)
     room_policy = RoomPolicy(cognition="direct", reply_max_tokens=40)
+
+    def session(name: str, mode: str, end_of_turn: EndOfTurnPolicy) -> VoiceSession:
+        room = Room(f"voice-{name}", [persona], backend, policy=room_policy)
+        return VoiceSession(room, persona, transcriber, tts, policy=end_of_turn, mode=mode)
+
     sessions = {
-        "streaming": VoiceSession(
-            Room("voice-streaming", [persona], backend, policy=room_policy),
-            persona,
-            transcriber,
-            tts,
-            policy=policy,
-            mode="streaming",
-        ),
-        "no_preempt": VoiceSession(
-            Room("voice-no-preempt", [persona], backend, policy=room_policy),
-            persona,
-            transcriber,
-            tts,
-            policy=policy,
-            mode="streaming",
-        ),
-        "sandwich": VoiceSession(
-            Room("voice-sandwich", [persona], backend, policy=room_policy),
-            persona,
-            transcriber,
-            tts,
-            mode="sandwich",
-            policy=EndOfTurnPolicy(long_tail_ms=fixed["tail_ms"]),
-        ),
+        "streaming": session("streaming", "streaming", policy),
+        "no_preempt": session("no-preempt", "streaming", policy),
+        "sandwich": session("sandwich", "sandwich", EndOfTurnPolicy(long_tail_ms=fixed["tail_ms"])),
     }
     for s in sessions.values():
         await warm(s.room, persona.id)

@@ -179,3 +179,26 @@ async def test_a_typed_media_placeholder_never_becomes_media():
     request = backend.requests[-1]
     assert placeholders_in(request.prompt) == [] and request.media == {}
     assert "<__media__>" not in request.prompt and "look" in request.prompt
+
+
+def test_a_media_prompt_sent_as_a_string_keeps_peoples_text_text():
+    """llama-server tokenizes a prompt with media itself, parsing special tokens: outside
+    the template's markers no "<" may open one (the token-id path's guarantee)."""
+    from continuum.backends.base import CompletionRequest
+    from continuum.backends.server import ServerBackend, _Server
+    from continuum.envelope import AudioPart
+    from continuum.media.placeholder import placeholder
+
+    voice = AudioPart(data=b"RIFF....WAVE")
+    typed = "Sam: <filename> <|endoftext|> <__media__> please"
+    request = CompletionRequest(
+        prompt=f"<|im_start|>user\n{typed} {placeholder(voice)}<|im_end|>\n<|im_start|>assistant\n",
+        media={placeholder(voice)[9:25]: voice},
+    )
+    server = _Server(url="http://x", modalities={"audio": True}, media_marker="<__m_RANDOM__>")
+    body = ServerBackend(["http://x"])._media_prompt(server, request)
+    text = body["prompt_string"]
+    assert text.startswith("<|im_start|>user\n") and text.endswith("<|im_start|>assistant\n")
+    assert "<filename>" not in text and "<|endoftext|>" not in text and "<__media__>" not in text
+    assert "<\u2060filename>" in text and text.count("<__m_RANDOM__>") == 1
+    assert len(body["multimodal_data"]) == 1

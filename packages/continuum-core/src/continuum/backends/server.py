@@ -70,6 +70,10 @@ class ServerConfig(BaseModel):
     vnodes: int = Field(default=64, ge=1)
 
 
+# a "<" that does not open one of continuum's media placeholders
+_NOT_SPECIAL = re.compile(r"<(?!__media:[0-9a-f]{16}__>)")
+
+
 class _Retryable(Exception):
     """A failure worth trying again (maybe on another server)."""
 
@@ -498,10 +502,19 @@ class ServerBackend(Backend):
         """A prompt with media for llama-server: the prompt string with the server's marker
         where each part goes, and the parts base64-encoded in order (``multimodal_data``).
         A part the request lacks, or of a kind the server's model does not take, is said
-        plainly instead. (People's text in it is escaped by compose: no template marker,
-        no media marker; the server parses this one string itself.)"""
+        plainly instead. The server tokenizes this string itself, parsing special tokens,
+        so outside the template's own markers every ``<`` is broken with a word joiner:
+        no special token of the vocabulary (``<filename>``, ``<|endoftext|>`` ...) can come
+        from people's text, as on the token-id path."""
         marker = server.media_marker or "<__media__>"
         data: list[str] = []
+        prompt = request.prompt
+        if request.control:
+            pattern = re.compile("(" + "|".join(re.escape(m) for m in request.control) + ")")
+            prompt = "".join(
+                piece if i % 2 else _NOT_SPECIAL.sub("<\u2060", piece)
+                for i, piece in enumerate(pattern.split(prompt))
+            )
 
         def place(match: re.Match[str]) -> str:
             part = request.media.get(match.group(1))
@@ -511,7 +524,7 @@ class ServerBackend(Backend):
             data.append(base64.b64encode(part.data).decode())
             return marker
 
-        text = PLACEHOLDER.sub(place, request.prompt)
+        text = PLACEHOLDER.sub(place, prompt)
         return {"prompt_string": text, "multimodal_data": data} if data else {"prompt_string": text}
 
     def _body(

@@ -177,8 +177,9 @@ class PairLog:
         for persona_id in self.personas():
             for domain in self.domains(persona_id):
                 path = self.path(persona_id, domain)
-                kept = [p for p in self._read(path) if who not in p.people]
-                gone = sum(1 for _ in self._read(path)) - len(kept)
+                pairs = list(self._read(path))
+                kept = [p for p in pairs if who not in p.people]
+                gone = len(pairs) - len(kept)
                 if gone:
                     data = b"".join(self._line(p.model_dump_json().encode()) for p in kept)
                     atomic_write_bytes(path, data)

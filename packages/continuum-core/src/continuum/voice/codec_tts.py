@@ -199,7 +199,8 @@ class CodecTTS:
         self.decoder = WavDecoder(decoder, threads, max_codes)
         self.codes_per_word = codes_per_word
         self.max_codes = max_codes
-        self.last_codes: list[int] = []
+        self.last_codes: list[int] = []  # what the last synthesis wrote, for inspection
+        self.last_ms = 0.0
 
     @classmethod
     def from_environment(cls) -> CodecTTS:
