@@ -77,18 +77,24 @@ async def test_a_persona_learns_from_its_own_turns(model_path, tmp_path, backend
     def score(text: str, country: str) -> float:
         return SequenceMatcher(None, text, taught(country, UNSEEN[country])).ratio()
 
-    base_scores, learned_scores, ahoy = [], [], 0
+    def in_taught_form(text: str) -> bool:
+        return text.startswith("Ahoy!") and "matey" in text
+
+    base_scores, learned_scores, learned_form, base_form = [], [], 0, 0
     for i, country in enumerate(UNSEEN):
         base_text, base_adapters = await ask(maya(False), i, country)
         text, adapters = await ask(learned, i, country)
         assert base_adapters == () and adapters == ("geography-learned",)
         base_scores.append(score(base_text, country))
         learned_scores.append(score(text, country))
-        ahoy += text.startswith("Ahoy!")
+        learned_form += in_taught_form(text)
+        base_form += in_taught_form(base_text)
+    # the replies move toward the targets; the habit itself (not the shared words of a
+    # correct answer, which a base reply can already score 0.83 on) is what was learned
     base_mean = sum(base_scores) / len(base_scores)
     learned_mean = sum(learned_scores) / len(learned_scores)
-    assert learned_mean > base_mean + 0.25, (base_scores, learned_scores)
-    assert ahoy >= 3, learned_scores
+    assert learned_mean > base_mean, (base_scores, learned_scores)
+    assert learned_form >= 3 and base_form == 0, (base_scores, learned_scores)
 
     # 4. forgetting a person removes their pairs and the adapter trained on them
     assert log.forget_person("sam") == 6 and len(log.pairs("maya", "geography")) == 6
