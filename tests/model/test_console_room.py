@@ -16,7 +16,7 @@ def run_room(tmp_path, *say: str, extra: tuple[str, ...] = ()) -> dict:
     cmd += ["--threads", str(THREADS), "--data-dir", str(tmp_path), *extra]
     for s in say:
         cmd += ["--say", s]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
     return json.loads(out.stdout)
 
 
@@ -121,7 +121,7 @@ def test_memory_survives_a_process_restart(model_path, tmp_path):
         for s in say:
             cmd += ["--say", s]
         return json.loads(
-            subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout
+            subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True).stdout
         )
 
     room("Please remember that my daughter Ines starts school on Monday.")

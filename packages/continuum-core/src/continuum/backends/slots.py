@@ -178,6 +178,15 @@ class SlotPool:
             self._store.clear(slot.seq_id)
             self._free.append(slot.seq_id)
 
+    def state_of(self, key: SlotKey) -> bytes | None:
+        """The KV state bytes a slot holds (live: read from its sequence; hibernated: as
+        stored), or None if the pool has no such slot. What a restore must give back."""
+        slot = self._live.get(key)
+        if slot is not None:
+            return self._store.save(slot.seq_id)
+        saved = self._hibernated.get(key)
+        return saved.state if saved is not None else None
+
     @property
     def hibernated_bytes(self) -> int:
         return sum(len(h.state) for h in self._hibernated.values())
