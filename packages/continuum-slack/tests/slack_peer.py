@@ -41,6 +41,9 @@ class SlackPeer:
         self.calls: list[Call] = []
         self.users: dict[str, str] = {"U1": "Sam", "U2": "Priya", "U3": "Leo"}
         self.threads: dict[tuple[str, str], list[dict]] = {}
+        # conversations.info's channel objects; an id not here is a public channel, or a
+        # DM when it starts with D (what Slack would answer for such conversations)
+        self.channels: dict[str, dict[str, Any]] = {}
         self.fail: dict[str, list[Any]] = {}  # method -> queue of failures (error or 429)
         self.responses: list[dict] = []  # what slash commands answered (response_url)
         self.acks: list[str] = []  # Socket Mode acks (envelope ids)
@@ -166,6 +169,13 @@ class SlackPeer:
             return {**ok, "channel": args.get("channel"), "ts": ts}
         if method in ("chat.update", "chat.appendStream", "chat.stopStream"):
             return {**ok, "channel": args.get("channel"), "ts": args.get("ts")}
+        if method == "conversations.info":
+            cid = args.get("channel", "")
+            if cid in self.channels:
+                return {**ok, "channel": {"id": cid, **self.channels[cid]}}
+            if cid.startswith("D"):
+                return {**ok, "channel": {"id": cid, "is_im": True, "is_private": True}}
+            return {**ok, "channel": {"id": cid, "is_channel": True, "is_private": False}}
         if method == "conversations.replies":
             key = (args.get("channel"), args.get("ts"))
             return {**ok, "messages": self.threads.get(key, []), "has_more": False}

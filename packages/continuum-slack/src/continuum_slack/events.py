@@ -26,13 +26,30 @@ def room_of(channel: str, thread_ts: str | None = None, ts: str | None = None) -
     return channel
 
 
-def visibility_of(channel: str, channel_type: str | None = None) -> Visibility:
-    kind = channel_type or {"D": "im", "G": "group"}.get(channel[:1], "channel")
-    if kind == "im":
+def visibility_of(channel_type: str | None) -> Visibility | None:
+    """How public a conversation is, from the platform's own word: an event's
+    ``channel_type`` ("channel", "group", "im", "mpim"); None when it does not say (the
+    host then asks ``conversations.info``). Never guessed from the channel id: a private
+    channel's id can start with C."""
+    if channel_type == "im":
         return "dm"
-    if kind in ("mpim", "group", "private_channel"):
+    if channel_type in ("mpim", "group", "private_channel"):
         return "private"
-    return "public"
+    if channel_type in ("channel", "public_channel"):
+        return "public"
+    return None
+
+
+def visibility_of_info(info: dict[str, Any]) -> Visibility:
+    """conversations.info's channel object: is_im, is_mpim, is_private; public only when
+    it says so (is_channel and not is_private), private when unsure."""
+    if info.get("is_im"):
+        return "dm"
+    if info.get("is_mpim") or info.get("is_private") or info.get("is_group"):
+        return "private"
+    if info.get("is_channel") and info.get("is_private") is False:
+        return "public"
+    return "private"
 
 
 def message_id(channel: str, ts: str) -> str:

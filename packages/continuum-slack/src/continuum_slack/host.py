@@ -28,7 +28,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from continuum.envelope import Envelope, Participant, ParticipantKind, ReplyTarget, TextPart
+from continuum.envelope import (
+    Envelope,
+    Participant,
+    ParticipantKind,
+    ReplyTarget,
+    TextPart,
+    Visibility,
+)
 from continuum.hosts.base import (
     CommandEvent,
     DeleteEvent,
@@ -49,6 +56,7 @@ from continuum_slack.events import (
     message_id,
     room_of,
     visibility_of,
+    visibility_of_info,
 )
 from continuum_slack.files import FileFetcher
 from continuum_slack.sink import SlackReplySink
@@ -132,6 +140,7 @@ class SlackHost(HostAdapter):
         self._names: dict[str, str] = {}
         self._threads: dict[tuple[str, str], str] = {}  # (channel, thread ts) -> persona
         self._known_rooms: set[str] = set()
+        self._visibility: dict[str, Visibility] = {}  # channel -> as the platform said
         self._authors: OrderedDict[str, str] = OrderedDict()  # envelope id -> Slack user
         self._last_post: dict[str, float] = {}
         self._streaming = cfg.stream != "update"
@@ -283,6 +292,29 @@ class SlackHost(HostAdapter):
                 self._names[user] = user
         return self._names[user]
 
+    async def visibility(self, channel: str, channel_type: str | None = None) -> Visibility:
+        """How public a channel is, as Slack says: the event's ``channel_type`` when it has
+        one, else ``conversations.info`` (cached per channel). When Slack cannot say (an
+        error, a missing scope), private: a secret stored as private costs a recall, one
+        stored as public reaches everyone."""
+        known = visibility_of(channel_type)
+        if known is not None:
+            self._visibility[channel] = known
+            return known
+        if channel in self._visibility:
+            return self._visibility[channel]
+        try:
+            info = (await self.client.conversations_info(channel=channel)).get("channel") or {}
+        except SlackApiError as exc:
+            log.warning(
+                "conversations.info failed for %s (%s): treating it as private",
+                channel,
+                exc.response.get("error"),
+            )
+            return "private"
+        self._visibility[channel] = visibility_of_info(info)
+        return self._visibility[channel]
+
     async def _on_message(self, event: dict, body: dict) -> None:
         if not self._fresh(body):
             return
@@ -319,8 +351,9 @@ class SlackHost(HostAdapter):
             return  # a mention arrives as two events: message and app_mention
         thread_ts = event.get("thread_ts")
         room = room_of(channel, thread_ts, ts)
+        visibility = await self.visibility(channel, event.get("channel_type"))
         if room != channel and room not in self._known_rooms:
-            await self._thread_context(channel, thread_ts, ts)
+            await self._thread_context(channel, thread_ts, ts, visibility)
         self._known_rooms.add(room)
         text = clean_text(event.get("text") or "", self.bot_user_id, self._names)
         is_bot = bool(event.get("bot_id")) or subtype == "bot_message"
@@ -352,7 +385,7 @@ class SlackHost(HostAdapter):
             mentions=mentions,
             reply_to=reply_to,
             host_message_id=message_id(channel, ts),
-            visibility=visibility_of(channel, event.get("channel_type")),
+            visibility=visibility,
         )
         if is_bot:  # other bots are context, never a trigger (cascade policy)
             await self.services.remember_context(envelope)
@@ -364,7 +397,9 @@ class SlackHost(HostAdapter):
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._done_thinking, reply_to, turn)
 
-    async def _thread_context(self, channel: str, thread_ts: str, ts: str) -> None:
+    async def _thread_context(
+        self, channel: str, thread_ts: str, ts: str, visibility: Visibility
+    ) -> None:
         """A thread is its own room; it starts with the thread so far (the parent first)."""
         try:
             r = await self.client.conversations_replies(channel=channel, ts=thread_ts, limit=20)
@@ -396,7 +431,7 @@ class SlackHost(HostAdapter):
                     parts=(TextPart(text=text),),
                     reply_to=ReplyTarget(host=self.name, channel=channel, thread=thread_ts),
                     host_message_id=message_id(channel, m["ts"]),
-                    visibility=visibility_of(channel),
+                    visibility=visibility,
                 )
             )
 
@@ -456,9 +491,7 @@ class SlackHost(HostAdapter):
                 parts=(TextPart(text=text),),
                 mentions=(target.id,),
                 reply_to=ReplyTarget(host=self.name, channel=channel, thread=ts, message_id=ts),
-                visibility=visibility_of(
-                    channel, "im" if command.get("channel_name") == "directmessage" else None
-                ),
+                visibility=await self.visibility(channel),
             )
             self._authors[envelope.id] = user
             await self.services.deliver(envelope)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from continuum.hosts.base import ReplySink, ReplyStart, split_message
+from continuum.markup import neutralize, partial_word_tail
 from continuum_slack.events import message_id
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ class SlackReplySink(ReplySink):
         self.channel = start.reply_to.channel
         self.thread_ts = start.reply_to.thread or start.reply_to.message_id
         self.mode = host.reply_mode()
-        self.text = ""  # everything written
+        self.raw = ""  # everything the persona wrote
+        self.text = ""  # what of it may go out: neutralised (no mass mentions), so far
         self.sent = 0  # how much of it is on Slack (current message)
         self.offset = 0  # where the current message starts in ``text``
         self.ts: str | None = None  # the current message
@@ -55,8 +57,15 @@ class SlackReplySink(ReplySink):
     def _identity(self) -> dict[str, Any]:
         return {"username": self.start.persona_name, "icon_url": self.start.avatar_url}
 
+    def _settle(self, final: bool = False) -> None:
+        """``text`` follows ``raw``, neutralised; a tail that could still become a mass
+        word (``@ever``) waits for the next delta unless the reply is complete."""
+        hold = 0 if final else partial_word_tail(self.raw)
+        self.text = neutralize(self.raw[: len(self.raw) - hold], "slack_mrkdwn")
+
     async def write(self, delta: str) -> None:
-        self.text += delta
+        self.raw += delta
+        self._settle()
         if self.mode == "off":
             return
         limit = self.host.config.max_message_chars
@@ -160,6 +169,7 @@ class SlackReplySink(ReplySink):
         self.ts = None
 
     async def finish(self) -> str | None:
+        self._settle(final=True)
         limit = self.host.config.max_message_chars
         if self.mode == "off" or self.ts is None:
             for chunk in split_message(self.text[self.offset :].strip(), limit):
@@ -176,6 +186,7 @@ class SlackReplySink(ReplySink):
         return message_id(self.channel, self.first_ts) if self.first_ts else None
 
     async def abort(self, reason: str) -> None:
+        self._settle(final=True)
         if self.ts is None:
             return
         note = f" … ({reason})"

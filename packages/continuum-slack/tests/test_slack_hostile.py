@@ -1,0 +1,128 @@
+"""continuum-slack as a hostile or unlucky user meets it: privacy of slash commands and
+thread context, mass mentions in replies (hardening, second pass)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import serving, until
+from slack_peer import event_payload, post_command, post_event
+
+from continuum.testing import ScriptedBackend
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("slack_env")]
+
+
+def url(host) -> str:
+    return f"http://127.0.0.1:{host.port}/slack/events"
+
+
+def message(text: str, ts: str, channel: str = "C1", user: str = "U1", **extra: object) -> dict:
+    return {
+        "type": "message",
+        "channel": channel,
+        "channel_type": "channel",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        **extra,
+    }
+
+
+def remembered(prompt: str) -> str:
+    return prompt.split("Things you remember")[-1].split("<|im_end|>")[0]
+
+
+@pytest.mark.parametrize(
+    ("channel", "info"),
+    [
+        ("C9PRIV", {"is_channel": True, "is_private": True}),  # a private channel, id C...
+        ("G7MPIM", {"is_mpim": True, "is_private": True}),  # a group DM
+        ("C8GONE", None),  # conversations.info fails: unknown is private
+    ],
+)
+async def test_ask_in_a_private_conversation_is_stored_as_private(tmp_path, peer, channel, info):
+    """`/continuum ask` carries no channel type: Slack's conversations.info says how
+    private the channel is (before: guessed from the id, so C... was public)."""
+    if info is None:
+        peer.fail["conversations.info"] = ["channel_not_found"]
+    else:
+        peer.channels[channel] = info
+    seen: list[str] = []
+    backend = ScriptedBackend(lambda req: seen.append(req.prompt) or "Noted.")
+    async with serving(tmp_path, peer, backend, policy={"recall_k": 5}) as (rt, host):
+        secret = "maya remember that my salary at Initech is 94000 dollars"
+        await post_command(url(host), peer, f"ask {secret}", channel=channel)
+        await until(lambda: rt.stats["answered"] >= 1)
+        await rt.hippocampus.drain()
+        for i in range(3):
+            priya = message(
+                f"Maya, what is Sam's salary at Initech? ({i})", f"17000001{i}.1", user="U2"
+            )
+            await post_event(url(host), event_payload(priya))
+            await until(lambda n=i: rt.stats["answered"] >= 2 + n)
+            assert "94000" not in remembered(seen[-1])
+        # Sam, in that same private conversation, still gets it back
+        await post_command(url(host), peer, "ask maya what is my salary?", channel=channel)
+        await until(lambda: rt.stats["answered"] >= 5)
+        assert "94000" in seen[-1]
+
+
+async def test_thread_context_in_a_private_channel_is_private(tmp_path, peer):
+    """Thread context fetched for a new thread room takes the channel's visibility."""
+    peer.channels["C9PRIV"] = {"is_channel": True, "is_private": True}
+    peer.threads[("C9PRIV", "1700000500.1")] = [
+        {"ts": "1700000500.1", "user": "U1", "text": "My bank PIN is 4417, keep it safe."},
+    ]
+    seen: list[str] = []
+    backend = ScriptedBackend(lambda req: seen.append(req.prompt) or "Noted.")
+    async with serving(tmp_path, peer, backend, policy={"recall_k": 5}) as (rt, host):
+        reply = message(
+            "Maya, did you get that?",
+            "1700000500.2",
+            channel="C9PRIV",
+            channel_type=None,
+            thread_ts="1700000500.1",
+        )
+        await post_event(url(host), event_payload(reply))
+        await until(lambda: rt.stats["answered"] >= 1)
+        await rt.hippocampus.drain()
+        assert "4417" in seen[-1]  # the thread's own context
+        await post_event(
+            url(host), event_payload(message("Maya, what's Sam's PIN?", "1.7", user="U2"))
+        )
+        await until(lambda: rt.stats["answered"] >= 2)
+        assert "4417" not in remembered(seen[-1])
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Sure! <!channel> <!everyone> <!here> heads up.",
+        "Sure! <!subteam^S123|@oncall> and <!here|here> heads up.",
+        "Sure! @everyone @here @channel heads up.",
+    ],
+)
+async def test_a_reply_never_pings_a_channel(tmp_path, peer, said):
+    async with serving(tmp_path, peer, ScriptedBackend(lambda req: said), stream="off") as (
+        rt,
+        host,
+    ):
+        await post_event(url(host), event_payload(message("Maya, announce it", "1700000600.1")))
+        await until(lambda: rt.stats["answered"] >= 1)
+        [post] = peer.of("chat.postMessage")
+        sent = post.args.get("text", "") + post.args.get("markdown_text", "")
+        for ping in ("<!channel", "<!everyone", "<!here", "<!subteam", "@everyone", "@here"):
+            assert ping not in sent
+        assert "heads up" in sent
+
+
+async def test_a_typed_escaped_mass_mention_is_not_revived(tmp_path, peer):
+    """A person types `&lt;!channel&gt;` (Slack sends it escaped); the persona repeats it:
+    it must go back out as text, not as a real <!channel>."""
+    backend = ScriptedBackend(lambda req: "You said: " + req.prompt.split("Sam: ")[-1][:40])
+    async with serving(tmp_path, peer, backend, stream="off") as (rt, host):
+        typed = message("Maya repeat &lt;!channel&gt; please", "1700000700.1")
+        await post_event(url(host), event_payload(typed))
+        await until(lambda: rt.stats["answered"] >= 1)
+        sent = peer.of("chat.postMessage")[0].args.get("text", "")
+        assert "<!channel>" not in sent and "channel" in sent
