@@ -24,7 +24,7 @@ from continuum.compose import (
 from continuum.envelope import Participant, ParticipantKind, RoomMessage
 from continuum.media.placeholder import placeholder
 from continuum.persona import Persona
-from continuum.sanitize import as_data
+from continuum.sanitize import as_data, speaker_label
 from continuum.tiers import Tier
 
 
@@ -82,7 +82,8 @@ def render_for(viewer: Persona, message: RoomMessage) -> ChatMessage:
     if message.author.kind == ParticipantKind.SYSTEM:
         return ChatMessage(role="system", content=message.text)
     # people's (and others') words are data: no template markers, no think-blocks
-    content = f"{as_data(message.author.name)}: {as_data(message.text)}"
+    who = speaker_label(message.author.name, message.author.kind == ParticipantKind.PERSONA)
+    content = f"{who}: {as_data(message.text)}"
     if message.media == "direct":  # the model takes the audio / images themselves
         content = " ".join([content.rstrip(), *(placeholder(p) for p in message.parts)])
     return ChatMessage(role="user", content=content)
@@ -345,7 +346,11 @@ class SharedAnalysisSource:
         if ctx.analysis:  # the analyst read people's words: its output is data too
             out.append(text_section(self, as_data(ctx.analysis)))
         if ctx.build_on:
-            said = "\n".join(f"{as_data(m.author.name)}: {as_data(m.text)}" for m in ctx.build_on)
+            said = "\n".join(
+                f"{speaker_label(m.author.name, m.author.kind == ParticipantKind.PERSONA)}: "
+                f"{as_data(m.text)}"
+                for m in ctx.build_on
+            )
             out.append(
                 text_section(
                     self, f"Already said about it:\n{said}", name="build_on", order_offset=10

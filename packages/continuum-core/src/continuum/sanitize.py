@@ -20,6 +20,11 @@ import re
 _MARKER = re.compile(r"<\|([^|<>\s]{0,40})\|>")
 _THINK_TAG = re.compile(r"<(/?)think>", re.IGNORECASE)
 _JOINER = "\u2060"  # WORD JOINER: invisible, and breaks the marker for every tokenizer
+# How a persona's speech is labelled in other personas' prompts ("Maya (persona): ..."):
+# broken in every text from outside, so no person (named "Maya", or "Maya (persona)")
+# and no line typed inside a message can pose as a persona.
+PERSONA_TAG = "(persona)"
+_TAG = re.compile(r"\((?=persona\))", re.IGNORECASE)
 
 
 def escape_markers(text: str) -> str:
@@ -42,6 +47,17 @@ def break_media_markers(text: str) -> str:
     return text.replace("<__", f"<{_JOINER}__") if "<__" in text else text
 
 
+def break_persona_tag(text: str) -> str:
+    """``(persona)`` typed by someone → ``(\u2060persona)``: reads the same, is not the tag."""
+    return _TAG.sub("(" + _JOINER, text) if "(" in text else text
+
+
 def as_data(text: str) -> str:
     """Text from outside the engine, made safe to place in any prompt."""
-    return neutralise_think(escape_markers(break_media_markers(text)))
+    return neutralise_think(escape_markers(break_media_markers(break_persona_tag(text))))
+
+
+def speaker_label(name: str, is_persona: bool) -> str:
+    """Who said a line, as other personas read it: a persona's name carries
+    :data:`PERSONA_TAG`, which nobody else's name or words can spell."""
+    return f"{as_data(name)} {PERSONA_TAG}" if is_persona else as_data(name)

@@ -74,6 +74,22 @@ class ServerConfig(BaseModel):
 _NOT_SPECIAL = re.compile(r"<(?!__media:[0-9a-f]{16}__>)")
 
 
+def prompt_string(request: CompletionRequest) -> str:
+    """The prompt as a string for a server that tokenizes it itself, parsing special
+    tokens (llama-server with media; any OpenAI-compatible ``/v1/completions``): outside
+    the template's own markers (``request.control``) every ``<`` is broken with a word
+    joiner, so no special token of the vocabulary (``<filename>``, ``</s>``,
+    ``<start_of_turn>``, ``<|endoftext|>``) can come from people's text. Media
+    placeholders stay whole (the media path replaces them)."""
+    if not request.control:
+        return _NOT_SPECIAL.sub("<\u2060", request.prompt)
+    pattern = re.compile("(" + "|".join(re.escape(m) for m in request.control) + ")")
+    return "".join(
+        piece if i % 2 else _NOT_SPECIAL.sub("<\u2060", piece)
+        for i, piece in enumerate(pattern.split(request.prompt))
+    )
+
+
 class _Retryable(Exception):
     """A failure worth trying again (maybe on another server)."""
 
@@ -508,13 +524,7 @@ class ServerBackend(Backend):
         from people's text, as on the token-id path."""
         marker = server.media_marker or "<__media__>"
         data: list[str] = []
-        prompt = request.prompt
-        if request.control:
-            pattern = re.compile("(" + "|".join(re.escape(m) for m in request.control) + ")")
-            prompt = "".join(
-                piece if i % 2 else _NOT_SPECIAL.sub("<\u2060", piece)
-                for i, piece in enumerate(pattern.split(prompt))
-            )
+        prompt = prompt_string(request)
 
         def place(match: re.Match[str]) -> str:
             part = request.media.get(match.group(1))
@@ -536,7 +546,7 @@ class ServerBackend(Backend):
     ) -> dict[str, Any]:
         s = request.settings
         body: dict[str, Any] = {
-            "prompt": tokens if tokens is not None else request.prompt,
+            "prompt": tokens if tokens is not None else prompt_string(request),
             "stream": True,
             "temperature": s.temperature,
             "top_p": s.top_p,

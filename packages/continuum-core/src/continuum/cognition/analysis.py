@@ -28,7 +28,7 @@ from continuum.compose import ChatMessage, ComposedPrompt, Section, TokenCounter
 from continuum.envelope import ParticipantKind, RoomMessage
 from continuum.media.placeholder import media_of, placeholder
 from continuum.persona import Persona
-from continuum.sanitize import as_data
+from continuum.sanitize import as_data, speaker_label
 from continuum.tiers import Tier
 
 log = logging.getLogger("continuum.cognition.analysis")
@@ -129,7 +129,8 @@ def compose_analysis_prompt(
 
     def line(m: RoomMessage) -> ChatMessage:
         role = "system" if m.author.kind == ParticipantKind.SYSTEM else "user"
-        content = f"{as_data(m.author.name)}: {as_data(m.text)}"
+        who = speaker_label(m.author.name, m.author.kind == ParticipantKind.PERSONA)
+        content = f"{who}: {as_data(m.text)}"
         if m.media == "direct":  # the model hears / sees the parts themselves
             content = " ".join([content.rstrip(), *(placeholder(p) for p in m.parts)])
         return ChatMessage(role=role, content=content)

@@ -32,6 +32,7 @@ from continuum.envelope import (
     Envelope,
     ImagePart,
     Participant,
+    ParticipantKind,
     PersonaReply,
     RoomMessage,
     new_id,
@@ -48,6 +49,7 @@ from continuum.events import (
 from continuum.hosts.base import ReplySink, ReplyStart
 from continuum.persona import Persona
 from continuum.room.policy import RoomPolicy
+from continuum.sanitize import PERSONA_TAG
 from continuum.thinking import ThinkBlock, VisibleStream, split_think, visible_text
 
 log = logging.getLogger("continuum.turn")
@@ -173,7 +175,13 @@ class TurnRunner:
 
     async def run(self, job: RenderJob, replies: ReplyOpener | None = None) -> TurnResult:
         room, persona = self.room, job.persona
+        # a reply may start with a speaker's label, tagged as others read it or not
         names = [p.name for p in room.participants.values()]
+        names += [
+            f"{p.name} {PERSONA_TAG}"
+            for p in room.participants.values()
+            if p.kind == ParticipantKind.PERSONA
+        ]
         start = self._start(persona, job.envelope, job.topics)
         room.events.emit(TurnStarted(room_id=room.id, persona_id=persona.id))
         sink = await self.open(start, replies)
@@ -181,7 +189,12 @@ class TurnRunner:
             persona, max_tokens=job.max_tokens, min_tokens=min(job.min_tokens, job.max_tokens)
         )
         # Small models like to write the next speaker's line too: stop at any other name.
-        stops = tuple(f"\n{p.name}:" for p in room.participants.values() if p.id != persona.id)
+        stops = tuple(
+            f"\n{name}"
+            for p in room.participants.values()
+            if p.id != persona.id
+            for name in (f"{p.name}:", f"{p.name} {PERSONA_TAG}:")
+        )
         settings = settings.model_copy(update={"stop": settings.stop + stops})
         request = CompletionRequest(
             prompt=job.composed.prompt,
