@@ -12,8 +12,9 @@ import time
 import pytest
 
 from continuum.config import parse_config
+from continuum.errors import DataDirInUse
 from continuum.persona import Persona
-from continuum.runtime import DataDirInUse, Runtime
+from continuum.runtime import Runtime
 from continuum.testing import ScriptedBackend
 from tests.conftest import THREADS
 
@@ -34,6 +35,32 @@ def test_a_second_runtime_on_one_data_dir_is_refused(tmp_path):
     assert out.returncode == 2 and "another continuum process" in out.stderr
     first._close_stores()
     Runtime(config, personas=[MAYA], backend=ScriptedBackend(lambda r: "x"))._close_stores()
+
+
+@pytest.mark.parametrize("verb", ["forget", "rebuild", "link"])
+def test_writing_commands_are_refused_while_a_runtime_serves(tmp_path, verb):
+    """Before: `memory forget` under a serving runtime removed the entry behind the
+    runtime's index, and every later turn of that persona failed with a KeyError."""
+    from continuum.memory.engine import MemoryEngine
+    from continuum.memory.journal import JournalEntry
+
+    engine = MemoryEngine(tmp_path, cipher=False)
+    entry = engine.remember(JournalEntry(persona="maya", text="Sam likes tea.", partners=("sam",)))
+    engine.close()
+    cli = [sys.executable, "-m", "continuum"]
+    command = {
+        "forget": [*cli, "memory", "--data-dir", str(tmp_path), "forget", "--persona", "maya"],
+        "rebuild": [*cli, "memory", "--data-dir", str(tmp_path), "rebuild"],
+        "link": [*cli, "people", "link", "sam", "slack:U1", "--data-dir", str(tmp_path)],
+    }[verb]
+    command += [entry.id] if verb == "forget" else []
+    config = parse_config({"memory": {"data_dir": str(tmp_path)}})
+    runtime = Runtime(config, personas=[MAYA], backend=ScriptedBackend(lambda r: "x"))
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out
+    assert "a running continuum" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    runtime._close_stores()
+    assert subprocess.run(command, capture_output=True, text=True, timeout=120).returncode == 0
 
 
 @pytest.mark.model

@@ -70,3 +70,8 @@ class UnknownMessage(ContinuumError):
 
 class PluginConflict(ContinuumError):
     """Two plugins register the same host or backend name."""
+
+
+class DataDirInUse(ContinuumError):
+    """Another continuum process holds the data dir (a second runtime, or a command that
+    would change what a running one keeps in memory)."""

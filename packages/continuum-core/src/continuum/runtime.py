@@ -28,13 +28,13 @@ from typing import Any, Literal
 
 import anyio
 from anyio.abc import TaskGroup
-from filelock import FileLock, Timeout
 
 from continuum import plugins
 from continuum.backends.base import Backend
 from continuum.cognition.state import PersonaStateStore
 from continuum.commands import CommandRouter
 from continuum.config import ContinuumConfig, MediaConfig, secret
+from continuum.data_lock import lock_data_dir
 from continuum.envelope import Envelope, Participant, ParticipantKind, PersonaReply
 from continuum.errors import (
     BackendBusy,
@@ -60,7 +60,6 @@ from continuum.hosts.base import (
     ReactionEvent,
 )
 from continuum.media import MediaBridge
-from continuum.memory.atomic import private_dir
 from continuum.memory.engine import MemoryEngine, default_data_dir
 from continuum.memory.hippocampus import Hippocampus
 from continuum.people import PeopleDirectory
@@ -159,10 +158,6 @@ def build_backend(config: ContinuumConfig, personas: Sequence[Persona]) -> Backe
     return factories[name](model=b.model, urls=list(b.urls), **extra)
 
 
-class DataDirInUse(ContinuumError):
-    """Another continuum process is running on this data dir."""
-
-
 def media_bridge(
     config: MediaConfig,
     source: str = "continuum.toml",
@@ -198,21 +193,6 @@ def media_bridge(
 
     transcriber = WhisperTranscriber(config.stt_model, language=config.stt_language)
     return MediaBridge(transcriber, describer)
-
-
-def _lock_data_dir(root: Path) -> FileLock:
-    if root.exists() and not root.is_dir():
-        raise ContinuumError(f"the data dir {root} is a file, not a directory")
-    private_dir(root)
-    lock = FileLock(str(root / ".runtime.lock"), mode=0o600)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout as exc:
-        raise DataDirInUse(
-            f"another continuum process is using {root} (its persona state would be "
-            "overwritten); stop it, or give this one its own data dir"
-        ) from exc
-    return lock
 
 
 class _Services:
@@ -260,7 +240,7 @@ class Runtime:
             self.data_dir = memory.data_dir
         # one runtime per data dir (two would overwrite each other's persona state); checked
         # before the model loads, so a second process fails at once
-        self._data_lock = _lock_data_dir(self.data_dir) if uses_memory else None
+        self._data_lock = lock_data_dir(self.data_dir) if uses_memory else None
         self.backend = backend or build_backend(cfg, self.personas)
         if not uses_memory:
             self.memory = None

@@ -41,6 +41,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _people(args: argparse.Namespace) -> int:
+    from continuum.data_lock import exclusive_data_dir
     from continuum.memory.engine import default_data_dir
     from continuum.people import PeopleDirectory
 
@@ -53,19 +54,21 @@ def _people(args: argparse.Namespace) -> int:
     if root.exists() and not root.is_dir():
         raise ContinuumError(f"--data-dir {root} is not a directory")
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    people = PeopleDirectory(root / "people.json")
-    if args.action == "link":
-        if not args.host_ids:
-            raise ContinuumError("people link PERSON HOST:ID [HOST:ID ...] (e.g. slack:U123)")
-        person = people.link(args.person, args.name or args.person, *args.host_ids)
-        print(f"{person.id} ({person.name}): {', '.join(person.host_ids)}")
-    elif args.action == "unlink":
-        for host_id in [args.person, *args.host_ids]:
-            owner = people.unlink(host_id)
-            print(f"{host_id}: " + (f"unlinked from {owner}" if owner else "was not linked"))
-    else:
-        for person in people.people():
+    if args.action == "list":
+        for person in PeopleDirectory(root / "people.json").people():
             print(f"{person.id:<16} {person.name:<20} {', '.join(person.host_ids)}")
+        return 0
+    with exclusive_data_dir(root, f"people {args.action}"):
+        people = PeopleDirectory(root / "people.json")
+        if args.action == "link":
+            if not args.host_ids:
+                raise ContinuumError("people link PERSON HOST:ID [HOST:ID ...] (e.g. slack:U123)")
+            person = people.link(args.person, args.name or args.person, *args.host_ids)
+            print(f"{person.id} ({person.name}): {', '.join(person.host_ids)}")
+        else:
+            for host_id in [args.person, *args.host_ids]:
+                owner = people.unlink(host_id)
+                print(f"{host_id}: " + (f"unlinked from {owner}" if owner else "was not linked"))
     return 0
 
 

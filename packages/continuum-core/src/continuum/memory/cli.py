@@ -25,6 +25,14 @@ def _engine(args: argparse.Namespace):
     return MemoryEngine(args.data_dir)
 
 
+def _writing(args: argparse.Namespace, what: str):
+    """The data dir held for a command that changes memory (refused while serving)."""
+    from continuum.data_lock import exclusive_data_dir
+    from continuum.memory.engine import default_data_dir
+
+    return exclusive_data_dir(Path(args.data_dir or default_data_dir()), what)
+
+
 def _report(broken: list[str]) -> None:
     for problem in broken:
         print(f"continuum: skipped {problem}", file=sys.stderr)
@@ -79,8 +87,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    existed = engine.forget(args.persona, args.entry_id, purge_history=not args.keep_history)
+    with _writing(args, "memory forget"):
+        engine = _engine(args)
+        existed = engine.forget(args.persona, args.entry_id, purge_history=not args.keep_history)
     if not existed:
         raise UnknownEntry(f"{args.persona} has no journal entry {args.entry_id}")
     print("forgot " + args.entry_id)
@@ -114,7 +123,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    report = _engine(args).rebuild()
+    with _writing(args, "memory rebuild"):
+        report = _engine(args).rebuild()
     print(f"indexed {report.added} entries; {len(report.broken)} broken")
     for problem in report.broken:
         print(f"  {problem}")
@@ -125,7 +135,8 @@ def _encrypt(args: argparse.Namespace) -> int:
     """Encrypt a plaintext memory in place (the key from CONTINUUM_MEMORY_KEY)."""
     from continuum.memory.migrate import encrypt_in_place
 
-    report = encrypt_in_place(args.data_dir)
+    with _writing(args, "memory encrypt"):
+        report = encrypt_in_place(args.data_dir)
     print(f"encrypted {report.files} files; removed the plaintext index")
     return 0
 
