@@ -74,6 +74,9 @@ class MediaConfig(_Section):
     stt: Literal["auto", "whisper", "none"] = "auto"
     stt_model: Path | None = None  # a CTranslate2 Whisper directory; default: tiny.en
     stt_language: str = "en"
+    # the longest voice message speech-to-text takes (longer ones are named, not heard):
+    # bounded before decoding, since a small compressed file can hold hours
+    max_audio_s: float = Field(default=300.0, gt=0)
     # images for a model that cannot see: described by a vision model (a GGUF and its
     # projector, run in-process); without one the persona is told an image was shared
     describer_model: Path | None = None

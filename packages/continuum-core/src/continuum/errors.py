@@ -75,3 +75,7 @@ class PluginConflict(ContinuumError):
 class DataDirInUse(ContinuumError):
     """Another continuum process holds the data dir (a second runtime, or a command that
     would change what a running one keeps in memory)."""
+
+
+class MediaTooLong(ContinuumError):
+    """A voice message longer than speech-to-text takes (``[media] max_audio_s``)."""

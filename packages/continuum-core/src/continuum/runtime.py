@@ -191,7 +191,9 @@ def media_bridge(
         return MediaBridge(describer=describer)
     from continuum.media.whisper import WhisperTranscriber
 
-    transcriber = WhisperTranscriber(config.stt_model, language=config.stt_language)
+    transcriber = WhisperTranscriber(
+        config.stt_model, language=config.stt_language, max_audio_s=config.max_audio_s
+    )
     return MediaBridge(transcriber, describer)
 
 

