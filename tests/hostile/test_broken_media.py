@@ -125,3 +125,58 @@ async def test_a_voice_message_over_the_limit_is_named_not_heard():
     prompt = backend.requests[-1].prompt
     assert QUESTION in prompt and "(sent a voice message too long to listen to)" in prompt
     assert transcriber._model is None  # the model was never even loaded for it
+
+
+def bomb_png(side: int = 100_000) -> bytes:
+    """A PNG header declaring side × side pixels (40 GB decoded), with a tiny body."""
+    import struct
+    import zlib
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    body = b"IHDR" + header
+    ihdr = struct.pack(">I", len(header)) + body + struct.pack(">I", zlib.crc32(body))
+    idat = zlib.compress(b"\x00" * 4096)
+    return b"\x89PNG\r\n\x1a\n" + ihdr + struct.pack(">I", len(idat)) + b"IDAT" + idat
+
+
+@pytest.mark.model
+async def test_a_broken_image_fails_once_and_is_never_sent_again(model_path):
+    """A vision model with its projector: a truncated PNG, an SVG and a PNG bomb each fail
+    in the projector; the turn goes on without it, and later turns never resend it
+    (before: the part stayed in the window and every later turn of the room failed)."""
+    from continuum.backends.embedded import EmbeddedBackend, EmbeddedConfig
+    from continuum.envelope import ImagePart
+    from continuum.events import TurnFailed
+    from tests.conftest import THREADS
+    from tests.media.test_direct_path import png
+    from tests.media.tiny_projectors import vision_projector
+
+    backend = EmbeddedBackend(
+        model_path,
+        EmbeddedConfig(
+            live_slots=2, slot_ctx=2048, n_threads=THREADS, mmproj=str(vision_projector())
+        ),
+    )
+    requests = []
+    real_complete = backend.complete
+
+    async def complete(request, on_token=None):  # records what reaches the model
+        requests.append(request)
+        return await real_complete(request, on_token)
+
+    backend.complete = complete
+    room = Room("r", [MAYA], backend, policy=RoomPolicy(cognition="direct", reply_max_tokens=4))
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="9e9" height="9e9"></svg>'
+    try:
+        for broken in (png()[:60], svg, bomb_png()):
+            replies = await room.handle(envelope(TextPart(text="look"), ImagePart(data=broken)))
+            assert replies and replies[0].error is None, replies
+            assert "(shared an image that could not be opened)" in requests[-1].prompt
+            replies = await room.handle(envelope(TextPart(text="and now?")))
+            assert replies and replies[0].error is None
+            assert requests[-1].media == {} and "<__media:" not in requests[-1].prompt
+        assert not room.events.of_type(TurnFailed)
+        good = await room.handle(envelope(TextPart(text="this one?"), ImagePart(data=png())))
+        assert good and good[0].error is None and requests[-1].media  # a good one still goes
+    finally:
+        backend.close()

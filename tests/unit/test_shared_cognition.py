@@ -205,7 +205,7 @@ async def test_claim_lead_reorders_renders_and_others_build_on_the_lead():
     replies = await room.handle(envelope("password attack makes latency worse?"))
     assert [r.persona_id for r in replies] == ["maya", "juno"]
     juno_render = script.of("render", "juno")[0].prompt
-    assert "Already said about it:\nMaya: Profile first." in juno_render
+    assert "Already said about it:\nMaya (persona): Profile first." in juno_render
     assert "Build on what was already said" in juno_render
 
 
@@ -350,7 +350,7 @@ async def test_think_blocks_never_reach_another_persona_or_the_analyst():
         if who != "juno":
             assert "secret plan" not in req.prompt, (k, who)
     maya = script.of("render", "maya")[0].prompt
-    assert "Juno: Rotate the keys." in maya
+    assert "Juno (persona): Rotate the keys." in maya
 
 
 async def test_dead_backend_analysis_and_render_failures_keep_the_room_going():
@@ -513,7 +513,7 @@ async def test_others_build_on_the_lead_while_it_is_still_streaming():
     replies = await room.handle(envelope("password attack?"))
     assert {r.persona_id for r in replies} == {"juno", "maya"}
     maya_prompt = script.of("render", "maya")[0].prompt
-    assert "Juno: w0 w1 w2" in maya_prompt and "(still speaking)" in maya_prompt
+    assert "Juno (persona): w0 w1 w2" in maya_prompt and "(still speaking)" in maya_prompt
     assert "w39" not in maya_prompt  # it started before the lead finished
     assert replies[0].persona_id == "maya"  # the short reply finished first
 

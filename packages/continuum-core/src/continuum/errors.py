@@ -44,6 +44,18 @@ class BackendError(ContinuumError):
             self.retryable = retryable
 
 
+class MediaRejected(BackendError):
+    """The model could not take a media part (a truncated JPEG, an SVG, an image bomb, a
+    clip its projector refuses). ``media_ids``: the placeholders' ids it concerns (all of
+    the request's, when the backend cannot tell which). Never sent again."""
+
+    retryable = False
+
+    def __init__(self, message: str, media_ids: tuple[str, ...]) -> None:
+        super().__init__(message, retryable=False)
+        self.media_ids = media_ids
+
+
 class BackendBusy(BackendError):
     """The backend's queue is full (backpressure); try again later."""
 

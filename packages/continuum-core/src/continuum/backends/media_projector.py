@@ -23,7 +23,8 @@ from pathlib import Path
 import llama_cpp as llama
 from llama_cpp import mtmd_cpp as mtmd
 
-from continuum.errors import BackendError
+from continuum.errors import BackendError, MediaRejected
+from continuum.media.image_size import too_large
 from continuum.media.placeholder import PLACEHOLDER, MediaPart
 
 MARKER = "<__media__>"
@@ -119,6 +120,8 @@ class MediaProjector:
         if not kind_ok:
             raise BackendError(f"this model's projector takes no {part.type}")
         data = part.data or b""
+        if part.type == "image" and (why := too_large(data)):
+            raise BackendError(f"this image is not decoded: {why}")
         buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
         bitmap = mtmd.mtmd_helper_bitmap_init_from_buf(self._ctx, buf, len(data), False)
         if not bitmap:
@@ -162,7 +165,10 @@ class MediaProjector:
                 if pending_text:
                     out.tokens.extend(tokenize(pending_text))
                     pending_text = ""
-                chunks = self._chunks(part)
+                try:
+                    chunks = self._chunks(part)
+                except BackendError as exc:
+                    raise MediaRejected(str(exc), (piece,)) from exc
                 out._owned.append(chunks)
                 before = len(out.tokens)
                 for c in range(mtmd.mtmd_input_chunks_size(chunks)):

@@ -46,8 +46,9 @@ from continuum.backends.base import (
 )
 from continuum.compose import approx_token_count
 from continuum.envelope import AudioPart
-from continuum.errors import BackendError, BackendTimeout
+from continuum.errors import BackendError, BackendTimeout, MediaRejected
 from continuum.media.capabilities import ModelCapabilities
+from continuum.media.image_size import too_large
 from continuum.media.placeholder import MISSING, PLACEHOLDER, placeholders_in, without_media
 
 log = logging.getLogger("continuum.backends.server")
@@ -531,6 +532,8 @@ class ServerBackend(Backend):
             kind = "audio" if isinstance(part, AudioPart) else "vision"
             if part is None or not part.data or not server.modalities.get(kind):
                 return MISSING
+            if kind == "vision" and (why := too_large(part.data)):
+                raise MediaRejected(f"this image is not sent: {why}", (match.group(1),))
             data.append(base64.b64encode(part.data).decode())
             return marker
 
@@ -640,9 +643,10 @@ class ServerBackend(Backend):
                     raise _Retryable(f"HTTP {resp.status_code}: {detail}")
                 if resp.status_code != 200:
                     detail = (await resp.aread()).decode(errors="replace")[:300]
-                    raise BackendError(
-                        f"server {server.url} refused: HTTP {resp.status_code} {detail}"
-                    )
+                    refused = f"server {server.url} refused: HTTP {resp.status_code} {detail}"
+                    if media and resp.status_code == 400:  # it cannot say which part
+                        raise MediaRejected(refused, tuple(dict.fromkeys(media)))
+                    raise BackendError(refused)
                 async for line in resp.aiter_lines():
                     if not line.startswith("data:"):
                         continue

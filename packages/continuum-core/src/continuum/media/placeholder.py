@@ -38,6 +38,13 @@ def without_media(prompt: str) -> str:
     return PLACEHOLDER.sub(MISSING, prompt) if "<__media:" in prompt else prompt
 
 
+def unreadable_note(part: MediaPart) -> str:
+    """What a persona reads instead of a part its model could not take."""
+    if isinstance(part, AudioPart):
+        return "(sent a voice message that could not be played)"
+    return "(shared an image that could not be opened)"
+
+
 def media_of(prompt: str, messages: Iterable[RoomMessage]) -> dict[str, MediaPart]:
     """The raw parts behind ``prompt``'s placeholders, found in ``messages`` (newest last)."""
     wanted = set(placeholders_in(prompt))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from continuum.backends.base import AdapterUse, Backend, InferenceMetrics, SlotKey
@@ -53,7 +53,7 @@ from continuum.events import (
 )
 from continuum.genome.pairs import PairLog, TrainingPair, domain_slug
 from continuum.media import Bridged, MediaBridge
-from continuum.media.placeholder import media_of
+from continuum.media.placeholder import media_id, media_of, unreadable_note
 from continuum.memory.embeddings import Embedder
 from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
 from continuum.memory.index import RecallScope
@@ -652,6 +652,25 @@ class Room:
 
     def record_failure(self, persona: Persona, envelope: Envelope) -> None:
         self.finish_item(persona.id, envelope.id, "failed")
+
+    def reject_media(self, media_ids: Iterable[str]) -> None:
+        """Parts the model could not take (``MediaRejected``) leave every later prompt of
+        this room: each is named in its message's line instead, so one broken image does
+        not fail every turn after it."""
+        ids = set(media_ids)
+        for i, m in enumerate(self.history):
+            if m.media != "direct" or not any(media_id(p) in ids for p in m.parts):
+                continue
+            kept = tuple(p for p in m.parts if media_id(p) not in ids)
+            notes = [unreadable_note(p) for p in m.parts if media_id(p) in ids]
+            self.history[i] = m.model_copy(
+                update={
+                    "parts": kept,
+                    "text": "\n".join([m.text, *notes]).strip(),
+                    "media": "direct" if kept else "told",
+                }
+            )
+        self.cache.invalidate(room_id=self.id)
 
     def media_in(self, prompt: str) -> dict[str, AudioPart | ImagePart]:
         """The raw parts behind the media placeholders in ``prompt`` (messages whose

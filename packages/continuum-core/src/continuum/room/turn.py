@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,7 +37,7 @@ from continuum.envelope import (
     RoomMessage,
     new_id,
 )
-from continuum.errors import ContinuumError
+from continuum.errors import ContinuumError, MediaRejected
 from continuum.events import (
     EventLog,
     ReplyDelta,
@@ -47,6 +47,7 @@ from continuum.events import (
     TurnStarted,
 )
 from continuum.hosts.base import ReplySink, ReplyStart
+from continuum.media.placeholder import MISSING, unreadable_note
 from continuum.persona import Persona
 from continuum.room.policy import RoomPolicy
 from continuum.sanitize import PERSONA_TAG
@@ -93,6 +94,8 @@ class TurnRoom(Protocol):
     def record_failure(self, persona: Persona, envelope: Envelope) -> None: ...
 
     def media_in(self, prompt: str) -> dict[str, AudioPart | ImagePart]: ...
+
+    def reject_media(self, media_ids: Iterable[str]) -> None: ...
 
     def record_training(
         self, persona: Persona, message_id: str, prompt: str, response: str, topics: list[str]
@@ -173,6 +176,25 @@ class TurnRunner:
         )
         return _reply(persona, message, envelope, error=error, host_message_id=host_id)
 
+    async def _complete(
+        self, request: CompletionRequest, on_token: Callable[[str], None]
+    ) -> Completion:
+        """The model's answer; a media part it cannot take is named instead and the turn
+        runs again without it (once), and the room never sends that part again."""
+        try:
+            return await self.room.backend.complete(request, on_token=on_token)
+        except MediaRejected as exc:
+            log.warning("%s: media the model could not take: %s", self.room.key, exc)
+            self.room.reject_media(exc.media_ids)
+            prompt = request.prompt
+            for mid in exc.media_ids:
+                part = request.media.get(mid)
+                note = unreadable_note(part) if part is not None else MISSING
+                prompt = prompt.replace(f"<__media:{mid}__>", note)
+            media = {k: v for k, v in request.media.items() if k not in exc.media_ids}
+            retry = request.model_copy(update={"prompt": prompt, "media": media})
+            return await self.room.backend.complete(retry, on_token=on_token)
+
     async def run(self, job: RenderJob, replies: ReplyOpener | None = None) -> TurnResult:
         room, persona = self.room, job.persona
         # a reply may start with a speaker's label, tagged as others read it or not
@@ -234,7 +256,7 @@ class TurnRunner:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(pump)
                 try:
-                    completion = await room.backend.complete(request, on_token=on_token)
+                    completion = await self._complete(request, on_token)
                 except ContinuumError as exc:
                     failure = exc
                 finally:
