@@ -91,3 +91,8 @@ class DataDirInUse(ContinuumError):
 
 class MediaTooLong(ContinuumError):
     """A voice message longer than speech-to-text takes (``[media] max_audio_s``)."""
+
+
+class HostFailed(ContinuumError):
+    """A host cannot run (credentials refused, its port taken, its service unreachable
+    after bounded retries). ``continuum serve`` stops and exits non-zero with this line."""

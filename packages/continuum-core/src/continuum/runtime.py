@@ -40,6 +40,7 @@ from continuum.errors import (
     BackendBusy,
     ConfigError,
     ContinuumError,
+    HostFailed,
     MalformedEvent,
     UnknownMessage,
     UnknownPlugin,
@@ -421,6 +422,7 @@ class Runtime:
     async def serve(self, *, handle_signals: bool = True) -> None:
         """Run every host until a signal, ``request_shutdown``, or every host has ended."""
         assert self._tg is not None, "use `async with Runtime(...)` around serve()"
+        self._host_failures: list[str] = []
         async with anyio.create_task_group() as tg:
             if handle_signals:
                 tg.start_soon(self._signals)
@@ -429,8 +431,13 @@ class Runtime:
             async def run_host(name: str, host: HostAdapter) -> None:
                 try:
                     await host.run()
-                except Exception:
-                    log.exception("host %s stopped with an error", name)
+                except ContinuumError as exc:  # said by the host: one line
+                    self._host_failures.append(f"host {name}: {exc}")
+                    self._stop.set()
+                except Exception as exc:  # the traceback only with --verbose
+                    log.debug("host %s failed", name, exc_info=True)
+                    self._host_failures.append(f"host {name} failed: {type(exc).__name__}: {exc}")
+                    self._stop.set()
                 finally:
                     running[0] -= 1
                     if running[0] == 0:
@@ -443,6 +450,9 @@ class Runtime:
             await self._stop.wait()
             self.accepting = False
             tg.cancel_scope.cancel()
+        if self._host_failures:
+            # a host that cannot run stops the runtime: a service manager must see it
+            raise HostFailed("; ".join(self._host_failures))
 
     def request_shutdown(self) -> None:
         self._stop.set()

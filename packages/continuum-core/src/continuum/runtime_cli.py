@@ -19,10 +19,16 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
 
+    if not any(table.get("enabled", True) for table in config.hosts.values()):
+        raise ContinuumError(
+            f"{args.config}: no hosts to serve: add a [hosts.console] or [hosts.slack] table "
+            "(continuum init writes a commented example)"
+        )
+
     async def main() -> None:
         runtime = Runtime(config)
         async with runtime:
-            hosts = ", ".join(runtime.hosts) or "no hosts"
+            hosts = ", ".join(runtime.hosts)
             print(f"continuum: serving {len(runtime.personas)} personas on {hosts}", flush=True)
             await runtime.serve()
         print("continuum: stopped cleanly", flush=True)

@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from typing import Any, ClassVar
 
+import aiohttp
 import anyio
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
@@ -36,6 +37,7 @@ from continuum.envelope import (
     TextPart,
     Visibility,
 )
+from continuum.errors import HostFailed
 from continuum.hosts.base import (
     CommandEvent,
     DeleteEvent,
@@ -96,6 +98,11 @@ class _Seen:
         return True
 
 
+class _NoUnusedTokenNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be unused" not in record.getMessage()
+
+
 class SlackHost(HostAdapter):
     name: ClassVar[str] = "slack"
     capabilities: ClassVar[HostCapabilities] = HostCapabilities(
@@ -125,6 +132,8 @@ class SlackHost(HostAdapter):
         )
         self.files = FileFetcher(token, cfg.api_url, int(cfg.max_file_mb * 1_000_000))
         http = cfg.mode == "http"
+        # Bolt reads SLACK_BOT_TOKEN itself and then warns it is unused beside our client
+        logging.getLogger("slack_bolt.AsyncApp").addFilter(_NoUnusedTokenNoise())
         self.app = AsyncApp(
             client=self.client,  # carries the bot token
             signing_secret=cfg.secret("signing_secret_env") if http else None,
@@ -149,7 +158,15 @@ class SlackHost(HostAdapter):
     # --- transports ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        info = await self.client.auth_test()
+        try:
+            info = await self.client.auth_test()
+        except SlackApiError as exc:
+            raise HostFailed(
+                f"Slack refused the bot token ({exc.response.get('error')}): check "
+                f"{self.config.bot_token_env} (an xoxb- token of the installed app)"
+            ) from None
+        except (OSError, aiohttp.ClientError) as exc:
+            raise HostFailed(f"cannot reach Slack's Web API: {exc}") from None
         self.bot_user_id, self.team_id = info.get("user_id"), info.get("team_id")
         if self.config.mode == "socket":
             await self._run_socket_mode()
@@ -161,7 +178,14 @@ class SlackHost(HostAdapter):
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise HostFailed(
+                f"cannot listen on {self.config.host}:{self.config.port} ({exc.strerror}): "
+                "another process has the port; set [hosts.slack] port"
+            ) from None
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.config.port
@@ -178,9 +202,15 @@ class SlackHost(HostAdapter):
     async def _run_socket_mode(self) -> None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-        handler = AsyncSocketModeHandler(
-            self.app, self.config.secret("app_token_env"), web_client=self.client
-        )
+        app_token = self.config.secret("app_token_env")
+        try:  # the app token, checked once: the handler would retry a refused one forever
+            await self.client.apps_connections_open(app_token=app_token)
+        except SlackApiError as exc:
+            raise HostFailed(
+                f"Slack refused the app token ({exc.response.get('error')}): check "
+                f"{self.config.app_token_env} (an xapp- token with connections:write)"
+            ) from None
+        handler = AsyncSocketModeHandler(self.app, app_token, web_client=self.client)
         await handler.connect_async()
         log.info("Slack Socket Mode connected")
         self.ready.set()
