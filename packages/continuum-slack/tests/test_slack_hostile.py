@@ -126,3 +126,29 @@ async def test_a_typed_escaped_mass_mention_is_not_revived(tmp_path, peer):
         await until(lambda: rt.stats["answered"] >= 1)
         sent = peer.of("chat.postMessage")[0].args.get("text", "")
         assert "<!channel>" not in sent and "channel" in sent
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"type": "event_callback", "event": "x"}',
+        b'{"type": "event_callback", "event": {"type": "message", "channel": 5, "ts": [1]}}',
+        b'{"type": "event_callback", "event": {"type": "reaction_added", "item": "x"}}',
+        b'{"type": "event_callback", "event": {"type": "message", "channel": "C1", '
+        b'"ts": "1.0", "user": "U1", "text": "hi", "files": "x"}}',
+        b"[" * 50_000 + b"]" * 50_000,
+    ],
+)
+async def test_a_signed_but_malformed_event_gets_400_not_500(tmp_path, peer, body):
+    import aiohttp
+    from slack_peer import signed
+
+    async with serving(tmp_path, peer) as (rt, host):
+        headers = {"Content-Type": "application/json", **signed(body)}
+        async with aiohttp.ClientSession() as s, s.post(url(host), data=body, headers=headers) as r:
+            assert r.status == 400
+        good = message("Maya, is the cache warm?", "1700000800.1")
+        assert await post_event(url(host), event_payload(good)) == 200
+        await until(lambda: rt.stats["answered"] >= 1)

@@ -170,10 +170,15 @@ def parse_config(data: dict[str, Any], path: Path | str = DEFAULT_CONFIG) -> Con
     return config.model_copy(update={"source": path.resolve() if path.exists() else path})
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of settings, never megabytes
+
+
 def load_config(path: Path | str = DEFAULT_CONFIG) -> ContinuumConfig:
     """Read and validate a continuum.toml."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(path, None, f"larger than {MAX_CONFIG_BYTES >> 20} MiB")
         raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(path, None, "no such file (create one with `continuum init`)") from exc

@@ -39,6 +39,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _init(args: argparse.Namespace) -> int:
     path: Path = args.config
+    if not path.parent.is_dir():
+        raise ContinuumError(f"--config {path}: no such directory {path.parent}")
     if path.exists() and not args.force:
         raise ContinuumError(f"{path} exists; use --force to overwrite it")
     path.write_text(STARTER_CONFIG)

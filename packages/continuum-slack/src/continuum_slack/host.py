@@ -61,6 +61,7 @@ from continuum_slack.events import (
     visibility_of_info,
 )
 from continuum_slack.files import FileFetcher
+from continuum_slack.payload import malformed
 from continuum_slack.sink import SlackReplySink
 
 log = logging.getLogger("continuum.slack")
@@ -96,6 +97,17 @@ class _Seen:
         if len(self._items) > self.size:
             self._items.popitem(last=False)
         return True
+
+
+@web.middleware
+async def _reject_malformed(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A JSON body that is not a Slack event gets 400 and one log line, never a 500."""
+    if request.method == "POST" and request.content_type == "application/json":
+        problem = malformed(await request.read())
+        if problem is not None:
+            log.warning("rejected a malformed Slack request: %s", problem)
+            return web.json_response({"ok": False, "error": problem}, status=400)
+    return await handler(request)
 
 
 class _NoUnusedTokenNoise(logging.Filter):
@@ -175,6 +187,7 @@ class SlackHost(HostAdapter):
 
     async def _run_http(self) -> None:
         app = self.app.web_app(path=self.config.path, port=self.config.port)
+        app.middlewares.append(_reject_malformed)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)

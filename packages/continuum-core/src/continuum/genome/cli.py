@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -75,8 +76,13 @@ def _export(args: argparse.Namespace) -> int:
         raise ContinuumError(f"{owner} has no adapter {args.id!r}")
     out: Path = args.output
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(registry.dir / record.file, out / f"{record.id}.gguf")
-    (out / f"{record.id}.json").write_text(json.dumps(registry.export(owner, args.id), indent=2))
+    # an adapter may carry what people said (trained on their turns): owner-only
+    weights, card = out / f"{record.id}.gguf", out / f"{record.id}.json"
+    for path in (weights, card):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        path.chmod(0o600)
+    shutil.copyfile(registry.dir / record.file, weights)
+    card.write_text(json.dumps(registry.export(owner, args.id), indent=2))
     print(f"exported {record.id} to {out}")
     return 0
 

@@ -39,6 +39,8 @@ class GGUFHeader:
     version: int
     metadata: dict[str, Any] = field(default_factory=dict)
     tensors: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape (ggml order)
+    layout: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (type, offset)
+    data_start: int = 0  # where tensor data begins (offsets are relative to it)
 
 
 def _read(f: BinaryIO, fmt: str) -> Any:
@@ -93,9 +95,45 @@ def read_header(path: Path | str) -> GGUFHeader:
                 if dims > 8:
                     raise GGUFError(f"{path}: tensor {name} has {dims} dimensions")
                 shape = tuple(_read(f, "<Q") for _ in range(dims))
-                _read(f, "<I")  # type
-                _read(f, "<Q")  # offset
                 header.tensors[name] = shape
+                header.layout[name] = (_read(f, "<I"), _read(f, "<Q"))  # type, offset
+            align = int(header.metadata.get("general.alignment", 32) or 32)
+            header.data_start = -(-f.tell() // align) * align
             return header
     except OSError as exc:
         raise GGUFError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+# ggml tensor types an adapter may use: type -> (values per block, bytes per block)
+_BLOCKS = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24),
+           8: (32, 34)}
+_FLOATS = {0: "<f4", 1: "<f2"}  # checked value by value for NaN and infinity
+
+
+def check_tensor_data(path: Path | str, header: GGUFHeader) -> None:
+    """Every tensor's data is in the file (none cut off, none past its end) and every
+    float value is finite: a truncated or NaN adapter would load and wreck every turn."""
+    import numpy as np
+
+    path = Path(path)
+    size = path.stat().st_size
+    for name, (kind, offset) in header.layout.items():
+        if kind not in _BLOCKS:
+            raise GGUFError(f"{path}: tensor {name} has a type adapters do not use ({kind})")
+        per_block, block_bytes = _BLOCKS[kind]
+        count = 1
+        for d in header.tensors[name]:
+            count *= d
+        if count % per_block:
+            raise GGUFError(f"{path}: tensor {name} does not fill whole blocks")
+        start, nbytes = header.data_start + offset, count // per_block * block_bytes
+        if start + nbytes > size:
+            raise GGUFError(f"{path}: tensor {name} is cut off (the file is truncated)")
+        if kind in _FLOATS or kind == 30:
+            raw = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(nbytes,))
+            if kind == 30:  # bf16: the high half of a float32
+                values = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
+            else:
+                values = raw.view(_FLOATS[kind])
+            if not np.isfinite(values).all():
+                raise GGUFError(f"{path}: tensor {name} holds NaN or infinite values")

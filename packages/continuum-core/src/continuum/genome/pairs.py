@@ -190,10 +190,19 @@ class PairLog:
 def load_pairs_jsonl(path: Path) -> list[TrainingPair]:
     """Pairs from a plain JSONL file (an export, or pairs written by hand), for training."""
     out = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ContinuumError(f"--pairs {path}: {reason}") from None
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 out.append(TrainingPair.model_validate(json.loads(line)))
+            except RecursionError:
+                reason = "nested too deeply"
+                raise ContinuumError(f"{path}:{number}: not a training pair: {reason}") from None
             except (ValueError, ValidationError) as exc:
-                raise ContinuumError(f"{path}:{number}: not a training pair: {exc}") from exc
+                reason = str(exc).splitlines()[0]
+                raise ContinuumError(f"{path}:{number}: not a training pair: {reason}") from None
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from continuum.backends.base import AdapterUse
-from continuum.genome.gguf_header import GGUFError, read_header
+from continuum.genome.gguf_header import GGUFError, check_tensor_data, read_header
 from continuum.genome.pager import GenomeError
 from continuum.memory.atomic import atomic_write_bytes, inside, private_dir, safe_unlink
 from continuum.memory.journal import check_persona_id
@@ -28,10 +29,13 @@ from continuum.persona import AdapterRef, Persona
 SHARED = "_shared"  # the library of adapters any persona may page in (cross-domain)
 
 
+ADAPTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
 class AdapterRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    id: str = Field(pattern=ADAPTER_ID.pattern)
     owner: str  # a persona id, or "_shared"
     kind: Literal["skill", "voice"] = "skill"
     file: str  # relative to the genome dir
@@ -101,6 +105,10 @@ def inspect_lora(path: Path, base_model: Path) -> dict:
                 "this adapter was made for another base model"
             )
         rank = max(rank, int(a[-1]))
+    try:
+        check_tensor_data(path, adapter)
+    except GGUFError as exc:
+        raise GenomeError(str(exc)) from exc
     targets = sorted({n.split(".")[-2] for n in pairs})
     return {
         "rank": rank,
@@ -152,6 +160,11 @@ class GenomeRegistry:
     ) -> AdapterRecord:
         if owner != SHARED:
             check_persona_id(owner)
+        if not ADAPTER_ID.fullmatch(adapter_id) or ".." in adapter_id:
+            raise GenomeError(
+                f"adapter id {adapter_id!r}: use letters, digits, '.', '_' and '-' (up to 64), "
+                "starting with a letter or digit"
+            )
         source = Path(source)
         if self.base_model is None:
             raise GenomeError("no base model: the genome needs the model its adapters are for")

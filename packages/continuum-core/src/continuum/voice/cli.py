@@ -19,6 +19,8 @@ from continuum.voice.session import VoiceSession, frames_of
 async def run_voice(args: argparse.Namespace) -> int:
     if not args.input.is_file():
         raise ContinuumError(f"--in {args.input}: no such file")
+    if not args.out.parent.is_dir():  # said now, not after the whole turn
+        raise ContinuumError(f"--out {args.out}: no such directory {args.out.parent}")
     samples, rate = read_wav(args.input.read_bytes())
     config = load_config(args.config) if args.config else ContinuumConfig()
     personas = load_runtime_personas(config)
