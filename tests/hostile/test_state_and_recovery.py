@@ -97,3 +97,47 @@ def test_a_turn_killed_midway_leaves_no_stale_inbox_item(tmp_path, model_path):
     assert [r["persona_id"] for r in turn["replies"]] == ["maya"]  # not sitting it out
     saved = json.loads(state.read_text())
     assert saved["inbox"]["items"] == []
+
+
+@pytest.mark.anyio
+async def test_forget_after_a_link_forgets_what_was_said_before_it(tmp_path):
+    """Sam tells Maya something on alpha, then links alpha with beta through the link
+    code, then asks to be forgotten: what was said under alpha:u1 before the link goes too
+    (before: forget looked only under the new person id and kept everything)."""
+    from continuum.hosts.base import CommandEvent
+    from continuum.testing import RecordingHost, text_envelope
+
+    class Alpha(RecordingHost):
+        name = "alpha"
+
+    class Beta(RecordingHost):
+        name = "beta"
+
+    config = parse_config(
+        {
+            "memory": {"data_dir": str(tmp_path)},
+            "policy": {"cognition": "direct"},
+            "hosts": {"alpha": {}, "beta": {}},
+        }
+    )
+    hosts = {"alpha": Alpha, "beta": Beta}
+    backend = ScriptedBackend(lambda r: "Noted.")
+    async with Runtime(config, personas=[MAYA], backend=backend, host_classes=hosts) as rt:
+        told = text_envelope("Please remember that my PIN is 4417.", host="alpha", author="u1")
+        await (await rt.deliver("alpha", told)).wait()
+        await rt.hippocampus.drain()
+        assert any("4417" in e.text for e in rt.memory.entries("maya"))
+        sam_a = told.author
+        sam_b = text_envelope("x", host="beta", author="u9").author
+        alpha, beta = rt.host("alpha").services, rt.host("beta").services
+        code = (await alpha.submit(CommandEvent(host="alpha", room_id="r", name="link",
+                                                author=sam_a))).data["code"]  # fmt: skip
+        done = await beta.submit(
+            CommandEvent(host="beta", room_id="r", name="link", args=(code,), author=sam_b)
+        )
+        assert done.ok
+        forget = CommandEvent(host="beta", room_id="r", name="forget", author=sam_b)
+        gone = await beta.submit(forget)
+        assert gone.ok and gone.data["forgotten"] >= 1
+        assert not any("4417" in e.text for e in rt.memory.entries("maya"))
+        assert not any("4417" in m.text for m in rt.router.room("alpha:room").history)

@@ -133,11 +133,18 @@ class CommandRouter:
         memory = self.runtime.memory
         if memory is None:
             return CommandResult(text="Memory is off; there is nothing to forget.")
-        who = event.author.id
-        forgotten = memory.forget_person(who)
-        self.runtime.router.messages.forget_author(who)
-        pairs = self.runtime.pairs.forget_person(who) if self.runtime.pairs else 0
-        adapters = self.runtime.genome.forget_person(who) if self.runtime.genome else []
+        # the person, and every host id linked to them: what they said before a link is
+        # stored under the host id it came from
+        forgotten = pairs = 0
+        adapters: list = []
+        identities = self.runtime.people.identities(event.author.id)
+        for room in list(self.runtime.router.rooms.values()):
+            room.forget_author(identities)
+        for who in identities:
+            forgotten += memory.forget_person(who)
+            self.runtime.router.messages.forget_author(who)
+            pairs += self.runtime.pairs.forget_person(who) if self.runtime.pairs else 0
+            adapters += self.runtime.genome.forget_person(who) if self.runtime.genome else []
         text = f"Forgotten: {forgotten} memories about you."
         if pairs or adapters:
             text += (

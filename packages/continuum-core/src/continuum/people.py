@@ -87,6 +87,12 @@ class PeopleDirectory:
     def people(self) -> list[Person]:
         return sorted(self._people.values(), key=lambda p: p.id)
 
+    def identities(self, person_id: str) -> tuple[str, ...]:
+        """Every id this person's words may be stored under: the person id and each host
+        id linked to it (what was said before a link is kept under the host id)."""
+        person = self._people.get(person_id)
+        return (person_id, *(person.host_ids if person else ()))
+
     def name_of(self, person_id: str) -> str | None:
         person = self._people.get(person_id)
         return person.name if person else None

@@ -653,6 +653,17 @@ class Room:
     def record_failure(self, persona: Persona, envelope: Envelope) -> None:
         self.finish_item(persona.id, envelope.id, "failed")
 
+    def forget_author(self, author_ids: Iterable[str]) -> int:
+        """Drop what these people said from this room's history (``/continuum forget``):
+        no later prompt shows it. Returns how many messages went."""
+        ids = set(author_ids)
+        kept = [m for m in self.history if m.author.id not in ids]
+        gone = len(self.history) - len(kept)
+        if gone:
+            self.history[:] = kept
+            self.cache.invalidate(room_id=self.id)
+        return gone
+
     def reject_media(self, media_ids: Iterable[str]) -> None:
         """Parts the model could not take (``MediaRejected``) leave every later prompt of
         this room: each is named in its message's line instead, so one broken image does
