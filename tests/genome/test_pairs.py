@@ -170,3 +170,34 @@ async def test_turns_in_private_rooms_are_not_learned_from_unless_asked(tmp_path
         await room.handle(text_envelope("what is a pool?"))
         assert sum(log.domains("maya").values()) == expected
         log.forget_person("sam")
+
+
+@pytest.mark.anyio
+async def test_a_pair_lists_the_people_whose_recalled_words_it_holds(tmp_path):
+    """Lee asks in another room; Maya's prompt recalls what Sam told her. The pair lists
+    Sam too, so Sam's forget removes it (before: only the room's authors were listed, and
+    Sam's words stayed in Lee's pair and in adapters trained on it)."""
+    cfg = parse_config(
+        {"memory": {"data_dir": str(tmp_path)}, "policy": {"cognition": "direct", "recall_k": 5},
+         "hosts": {"alpha": {}}},
+        tmp_path / "continuum.toml",
+    )  # fmt: skip
+    backend = ScriptedBackend(lambda req: "Noted.")
+    hosts = {"alpha": Alpha}
+    async with Runtime(cfg, personas=[LEARNS], backend=backend, host_classes=hosts) as rt:
+        told = text_envelope("Please remember that my locker code is 4417.", host="alpha",
+                             author="sam", room_id="a")  # fmt: skip
+        await (await rt.deliver("alpha", told)).wait()
+        await rt.hippocampus.drain()
+        asked = text_envelope("What is Sam's locker code?", host="alpha", author="lee", room_id="b")
+        await (await rt.deliver("alpha", asked)).wait()
+        assert rt.pairs is not None
+        everything = [p for d in rt.pairs.domains("maya") for p in rt.pairs.pairs("maya", d)]
+        [lees] = [p for p in everything if p.room == "alpha:b"]
+        assert "4417" in lees.prompt and set(lees.people) == {"alpha:lee", "alpha:sam"}
+        sam = told.author
+        await rt.host("alpha").services.submit(
+            CommandEvent(host="alpha", room_id="a", name="forget", author=sam)
+        )
+        left = [p for d in rt.pairs.domains("maya") for p in rt.pairs.pairs("maya", d)]
+        assert not any("4417" in p.prompt for p in left)

@@ -129,6 +129,8 @@ class Room:
         self._count = MemoizedCounter(backend.count_tokens)
         self.memory = memory
         self._recalled: dict[tuple[str, str], tuple[str, ...]] = {}  # (persona, msg) -> lines
+        # (persona, msg) -> whose words those lines hold (tellers and partners)
+        self._recalled_people: dict[tuple[str, str], frozenset[str]] = {}
         self._topics: dict[str, list[str]] = {}  # persona message id -> analysis topics
         self.current: Envelope | None = None  # the message that holds the floor
         self.visibility: Visibility = "public"  # as the host says (latest message)
@@ -364,7 +366,11 @@ class Room:
             lines = tuple(r.render(name) for r in recalled)
             if len(self._recalled) > 4096:
                 self._recalled.clear()
+                self._recalled_people.clear()
             self._recalled[key] = lines
+            self._recalled_people[key] = frozenset(
+                p.lower() for r in recalled for p in (*r.partners, r.told_by or "") if p
+            )
         return lines
 
     def turn_context(self, persona: Persona, upto: int | None = None, **extra: Any) -> TurnContext:
@@ -704,6 +710,12 @@ class Room:
         people = {
             m.author.id.lower() for m in self.history if m.author.kind is ParticipantKind.PERSON
         }
+        # recalled memories put other people's words in the prompt too: they are listed,
+        # so their /continuum forget reaches this pair and adapters trained on it
+        for (persona_id, message), whose in self._recalled_people.items():
+            lines = self._recalled.get((persona_id, message), ())
+            if persona_id == persona.id and any(line in prompt for line in lines):
+                people |= whose
         pair = TrainingPair(
             id=message_id,
             persona_id=persona.id,
