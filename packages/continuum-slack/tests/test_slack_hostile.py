@@ -152,3 +152,27 @@ async def test_a_signed_but_malformed_event_gets_400_not_500(tmp_path, peer, bod
         good = message("Maya, is the cache warm?", "1700000800.1")
         assert await post_event(url(host), event_payload(good)) == 200
         await until(lambda: rt.stats["answered"] >= 1)
+
+
+@pytest.mark.parametrize("stream", ["auto", "update", "off"])
+async def test_a_reaction_on_any_chunk_of_a_long_reply_credits_the_persona(tmp_path, peer, stream):
+    """A reply over the limit posts several messages; every one is mapped to the reply
+    (before: only the first, so a 👍 on the second credited nobody)."""
+    long = " ".join(f"w{i}" for i in range(500))
+    backend = ScriptedBackend(lambda req: long, token_delay_s=0.0005)
+    async with serving(
+        tmp_path, peer, backend, stream=stream, max_message_chars=1000
+    ) as (rt, host):
+        await post_event(url(host), event_payload(message("Maya, tell me all", "1700000900.1")))
+        await until(lambda: rt.stats["answered"] >= 1)
+        posts = peer.of("chat.startStream") + peer.of("chat.postMessage")
+        chunks = [p.result["ts"] for p in posts if p.args.get("username") == "Maya"]
+        assert len(chunks) >= 2
+        state = rt.router.room("slack:C1").state("maya")
+        for i, ts in enumerate(chunks[1:], 1):
+            react = {
+                "type": "reaction_added", "user": f"U{i + 1}", "reaction": "+1",
+                "item": {"type": "message", "channel": "C1", "ts": ts}, "event_ts": "1.1",
+            }  # fmt: skip
+            await post_event(url(host), event_payload(react))
+            await until(lambda n=i: state.reputation.positive_reactions == n)

@@ -92,6 +92,10 @@ class MessageMap:
             "CREATE TABLE IF NOT EXISTS pending (message_id TEXT PRIMARY KEY, envelope BLOB NOT"
             " NULL, delivered_at REAL NOT NULL, answered_by TEXT NOT NULL DEFAULT '[]')"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS open_replies (host TEXT NOT NULL, host_message_id TEXT"
+            " NOT NULL, PRIMARY KEY (host, host_message_id))"
+        )
         self._lock = threading.Lock()
 
     # --- messages being answered ------------------------------------------------------------
@@ -171,6 +175,29 @@ class MessageMap:
                 ),
             )
 
+    # --- replies on a platform that are not finished yet --------------------------------------
+
+    def open_reply(self, host: str, host_message_id: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO open_replies VALUES (?, ?)", (host, host_message_id)
+            )
+
+    def close_replies(self, host: str, host_message_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "DELETE FROM open_replies WHERE host = ? AND host_message_id = ?",
+                [(host, i) for i in host_message_ids],
+            )
+
+    def open_replies(self, host: str) -> list[str]:
+        """Host message ids of replies posted and never finished (a crash)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT host_message_id FROM open_replies WHERE host = ?", (host,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def lookup(self, host: str, host_message_id: str) -> MappedMessage | None:
         with self._lock:
             row = self._db.execute(
@@ -228,10 +255,21 @@ def _mapped(row: tuple) -> MappedMessage:
 
 
 class _MappedSink(ReplySink):
-    """Wraps a host's sink: on finish, the host's message id is mapped to the reply."""
+    """Wraps a host's sink: every platform message it posts is mapped to the reply (and
+    open until the reply ends); on finish, the id it returns too."""
 
     def __init__(self, inner: ReplySink, start: ReplyStart, host: str, messages: MessageMap):
         self.inner, self.start, self.host, self.messages = inner, start, host, messages
+        self.host_ids: list[str] = []
+        inner.watch_posts(self._posted)
+
+    def _posted(self, host_id: str) -> None:
+        s = self.start
+        self.messages.record(
+            self.host, host_id, s.room_key, s.message_id, s.persona_id, True, s.topics
+        )
+        self.messages.open_reply(self.host, host_id)
+        self.host_ids.append(host_id)
 
     async def write(self, delta: str) -> None:
         await self.inner.write(delta)
@@ -244,10 +282,12 @@ class _MappedSink(ReplySink):
             self.messages.record(
                 self.host, host_id, s.room_key, s.message_id, s.persona_id, True, s.topics
             )
+        self.messages.close_replies(self.host, self.host_ids)
         return host_id
 
     async def abort(self, reason: str) -> None:
         await self.inner.abort(reason)
+        self.messages.close_replies(self.host, self.host_ids)
 
 
 class RoomRouter:

@@ -430,6 +430,7 @@ class Runtime:
 
             async def run_host(name: str, host: HostAdapter) -> None:
                 try:
+                    await self._close_stale_replies(name, host)
                     await host.run()
                 except ContinuumError as exc:  # said by the host: one line
                     self._host_failures.append(f"host {name}: {exc}")
@@ -453,6 +454,18 @@ class Runtime:
         if self._host_failures:
             # a host that cannot run stops the runtime: a service manager must see it
             raise HostFailed("; ".join(self._host_failures))
+
+    async def _close_stale_replies(self, name: str, host: HostAdapter) -> None:
+        """Replies a crash left open on this host are ended before it runs again."""
+        stale = self.router.messages.open_replies(name)
+        if not stale:
+            return
+        try:
+            with anyio.fail_after(30):
+                await host.close_stale_replies(stale)
+        except Exception as exc:  # never worth not starting the host
+            log.warning("host %s could not close %d stale replies: %s", name, len(stale), exc)
+        self.router.messages.close_replies(name, stale)
 
     def request_shutdown(self) -> None:
         self._stop.set()

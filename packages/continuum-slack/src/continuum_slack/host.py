@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import aiohttp
@@ -242,6 +243,18 @@ class SlackHost(HostAdapter):
 
     async def open_reply(self, start: ReplyStart) -> ReplySink:
         return SlackReplySink(self, start)
+
+    async def close_stale_replies(self, host_message_ids: Sequence[str]) -> None:
+        """Streams a crash left open are stopped with a note (Slack would show them as
+        still typing); a message posted and edited needs nothing."""
+        for host_id in host_message_ids:
+            channel, _, ts = host_id.rpartition(":")
+            try:
+                await self.client.chat_stopStream(
+                    channel=channel, ts=ts, markdown_text=" … (interrupted)"
+                )
+            except SlackApiError as exc:  # not a stream, or already stopped
+                log.debug("stale reply %s: %s", host_id, exc.response.get("error"))
 
     async def typing(self, reply_to: ReplyTarget, persona_id: str | None) -> None:
         """The shared analysis is running: the person's message wears a reaction."""

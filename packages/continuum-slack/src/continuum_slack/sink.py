@@ -118,6 +118,7 @@ class SlackReplySink(ReplySink):
     def _opened(self, ts: str) -> None:
         self.ts = ts
         self.first_ts = self.first_ts or ts
+        self.posted(message_id(self.channel, ts))  # mapped (reactions) and open till done
         self.sent = len(self.text)
         self.last_push = time.monotonic()
         self.host.remember_thread(self.channel, self.thread_ts, self.start.persona_id)
@@ -180,6 +181,7 @@ class SlackReplySink(ReplySink):
                     channel=self.channel, thread_ts=self.thread_ts, text=chunk, **self._identity
                 )
                 self.first_ts = self.first_ts or r["ts"]
+                self.posted(message_id(self.channel, r["ts"]))
                 self.host.remember_thread(self.channel, self.thread_ts, self.start.persona_id)
         else:
             await self._close_current()

@@ -68,7 +68,10 @@ class Inbox(BaseModel):
     items: list[InboxItem] = Field(default_factory=list)
 
     def push(self, item: InboxItem, now: float) -> InboxItem | None:
-        """Queue ``item``; returns the item dropped to make room, if any."""
+        """Queue ``item``; returns the item dropped to make room, if any. A message already
+        queued (replayed after a crash) is not queued twice."""
+        if any(i.message_id == item.message_id for i in self.items):
+            return None
         self.items.append(item)
         if len(self.items) <= self.capacity:
             return None

@@ -84,7 +84,24 @@ class ReplyStart(BaseModel):
 class ReplySink(ABC):
     """One reply in flight on a host. ``write`` gets visible text deltas in order;
     ``finish`` posts/ends it and returns the host's message id (None if it has none);
-    ``abort`` ends it early (the turn was cancelled or failed midway)."""
+    ``abort`` ends it early (the turn was cancelled or failed midway).
+
+    A sink calls :meth:`posted` with the platform's id of every message it puts on the
+    platform (a long reply rolls over into several): the core maps each one to the
+    reply (a reaction on any chunk credits the persona) and remembers it as open until
+    the reply finishes, so a reply a crash left open is closed on the next start
+    (:meth:`HostAdapter.close_stale_replies`)."""
+
+    _on_posted: Callable[[str], None] | None = None
+
+    def posted(self, host_message_id: str) -> None:
+        """Report a platform message this reply put up (as soon as it is up)."""
+        if self._on_posted is not None:
+            self._on_posted(host_message_id)
+
+    def watch_posts(self, callback: Callable[[str], None]) -> None:
+        """The core's: called with every id :meth:`posted` reports."""
+        self._on_posted = callback
 
     @abstractmethod
     async def write(self, delta: str) -> None: ...
@@ -260,6 +277,12 @@ class HostAdapter(ABC):
     @abstractmethod
     async def open_reply(self, start: ReplyStart) -> ReplySink:
         """Begin posting a persona's reply (as the persona: name, avatar, voice)."""
+
+    async def close_stale_replies(self, host_message_ids: Sequence[str]) -> None:  # noqa: B027
+        """Replies a crashed process left open on the platform (posted, never finished):
+        end them (a streaming message stopped, a note that it was interrupted). Called
+        before :meth:`run`; the message they answered is answered again if it is recent.
+        Optional: the default does nothing."""
 
     async def typing(self, reply_to: ReplyTarget, persona_id: str | None) -> None:  # noqa: B027
         """Show that the room (``persona_id`` None: the shared analysis) or a persona is

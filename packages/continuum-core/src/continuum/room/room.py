@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC
 from typing import Any
 
 from continuum.backends.base import AdapterUse, Backend, InferenceMetrics, SlotKey
@@ -465,8 +466,15 @@ class Room:
         assert self.memory is not None
         targets = [m for m in envelope.mentions if m in self.personas] or list(self.personas)
         for persona_id in targets:
+            # one entry per (persona, message), whatever replays a crash causes: its id
+            # comes from the message, and an entry already there is not written again
+            digest = hashlib.sha256(f"{persona_id}\0{envelope.id}".encode()).hexdigest()[:6]
+            entry_id = f"{envelope.timestamp.astimezone(UTC):%Y%m%dT%H%M%S}-{digest}"
+            if self.memory.journal(persona_id).path_for(entry_id).exists():
+                continue
             self.memory.remember(
                 JournalEntry(
+                    id=entry_id,
                     persona=persona_id,
                     host=envelope.host,
                     room=self.key,
