@@ -3,6 +3,8 @@ contract and a scripted backend (no model behaviour is asserted here)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import anyio
 import pytest
 
@@ -245,3 +247,42 @@ async def test_unknown_hosts_and_bad_host_tables_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"hosts\.alpha\.colour"):
         async with Runtime(cfg, personas=[MAYA], backend=backend, host_classes=HOSTS):
             pass
+
+
+async def test_policy_per_host_and_per_room(tmp_path):
+    """[policy] for every room, a host's own defaults, [policies.<host>] and
+    [policies."<host>:<room>"] on top, in that order."""
+
+    class Quiet(RecordingHost):  # a host whose rooms answer only when addressed
+        name = "quiet"
+        default_policy: ClassVar[dict] = {"require_mention": True}
+
+    backend = ScriptedBackend(lambda req: "hi")
+    cfg = config(
+        tmp_path,
+        hosts={"alpha": {}, "beta": {}, "quiet": {}},
+        policies={"beta": {"require_mention": True}, "alpha:calm": {"require_mention": True}},
+    )
+    hosts = {**HOSTS, "quiet": Quiet}
+    async with Runtime(cfg, personas=[MAYA], backend=backend, host_classes=hosts) as rt:
+        async def replies(host: str, room: str) -> int:
+            turn = await rt.deliver(host, text_envelope("hello", host=host, room_id=room))
+            await turn.wait()
+            return len(turn.replies)
+
+        assert await replies("alpha", "room") == 1  # [policy]: direct, no mention needed
+        assert await replies("alpha", "calm") == 0  # that one room only
+        assert await replies("beta", "room") == 0  # the whole host
+        assert await replies("quiet", "room") == 0  # the host's default
+        assert rt.policy_for("alpha:room").cognition == "direct"  # [policy] still applies
+    override = {"quiet": {"require_mention": False}}
+    cfg = config(tmp_path / "2", hosts={"quiet": {}}, policies=override)
+    async with Runtime(cfg, personas=[MAYA], backend=backend, host_classes=hosts) as rt:
+        turn = await rt.deliver("quiet", text_envelope("hello", host="quiet"))
+        await turn.wait()
+        assert len(turn.replies) == 1  # [policies.quiet] overrides the host's default
+
+
+def test_a_bad_room_policy_names_its_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"policies\.beta\.cognition"):
+        config(tmp_path, policies={"beta": {"cognition": "loud"}})

@@ -71,9 +71,16 @@ async def test_persona_and_bot_messages_trigger_no_persona_turns():
     assert backend.requests == []
 
 
-async def test_mentions_go_first():
+async def test_a_mention_is_answered_by_who_is_mentioned():
     backend = ScriptedBackend(lambda req: req.slot.persona_id)
     room = Room("r", [A, B], backend, policy=DIRECT)
+    e = envelope("@ben first").model_copy(update={"mentions": ("ben",)})
+    assert [r.persona_id for r in await room.handle(e)] == ["ben"]
+
+
+async def test_with_addressed_shared_mentions_go_first():
+    backend = ScriptedBackend(lambda req: req.slot.persona_id)
+    room = Room("r", [A, B], backend, policy=DIRECT.model_copy(update={"addressed": "shared"}))
     e = envelope("@ben first").model_copy(update={"mentions": ("ben",)})
     assert [r.persona_id for r in await room.handle(e)] == ["ben", "ana"]
 

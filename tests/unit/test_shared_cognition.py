@@ -217,9 +217,23 @@ async def test_second_claim_is_refused():
     assert any("refused" in effect for who, _, effect in levers(room) if who == "maya")
 
 
-async def test_mentioned_persona_leads():
+async def test_a_message_addressed_to_a_persona_is_answered_by_that_persona():
+    """Before: addressing Otto still ran shared cognition, and Juno (whose expertise the
+    words matched) answered too. Addressed personas answer; the rest stay silent."""
     script = Script()
     room = make_room(script)
+    e = envelope("@otto password attack?", mentions=("otto",))
+    replies = await room.handle(e)
+    assert [r.persona_id for r in replies] == ["otto"]
+    reasons = silent_reasons(room)
+    assert all("not addressed" in reasons[p] for p in ("juno", "maya"))
+    two = await room.handle(envelope("otto and maya: attack?", mentions=("otto", "maya")))
+    assert sorted(r.persona_id for r in two) == ["maya", "otto"]
+
+
+async def test_addressed_shared_lets_the_mentioned_persona_lead_the_room():
+    script = Script()
+    room = make_room(script, addressed="shared")
     e = envelope("@otto password attack?", mentions=("otto",))
     replies = await room.handle(e)
     assert [r.persona_id for r in replies] == ["otto", "juno"]
@@ -530,7 +544,8 @@ async def test_concurrent_messages_take_the_floor_in_priority_order():
     import anyio
 
     script = Script()
-    room = Room("r", ALL, Slow(script), gate=RelevanceGate(None), policy=RoomPolicy(quorum=1))
+    policy = RoomPolicy(quorum=1, addressed="shared")  # the order of the floor, not addressing
+    room = Room("r", ALL, Slow(script), gate=RelevanceGate(None), policy=policy)
     order: list[str] = []
 
     async def send(e: Envelope) -> None:

@@ -117,7 +117,23 @@ class ContinuumConfig(_Section):
     media: MediaConfig = MediaConfig()
     people: tuple[PersonConfig, ...] = ()
     hosts: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # [policies.<host>] or [policies."<host>:<room id>"]: [policy] fields for that host's
+    # rooms or one room (e.g. a Slack channel that should only answer when addressed)
+    policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
     source: Path | None = Field(default=None, exclude=True)  # the file it came from
+
+    def policy_for(self, room_key: str, host_defaults: dict[str, Any] | None = None) -> RoomPolicy:
+        """A room's policy: RoomPolicy's defaults, then the host's own defaults (an editor
+        answers directly), then what ``[policy]`` sets, then ``[policies.<host>]``, then
+        ``[policies."<host>:<room>"]``."""
+        host = room_key.split(":", 1)[0]
+        merged = {
+            **(host_defaults or {}),
+            **self.policy.model_dump(include=self.policy.model_fields_set),
+            **self.policies.get(host, {}),
+            **self.policies.get(room_key, {}),
+        }
+        return RoomPolicy.model_validate(merged)
 
     def host_names(self) -> list[str]:
         """Hosts whose table is present and not ``enabled = false``."""
@@ -167,6 +183,13 @@ def parse_config(data: dict[str, Any], path: Path | str = DEFAULT_CONFIG) -> Con
     for name, table in config.hosts.items():
         if not isinstance(table, dict):
             raise ConfigError(path, f"hosts.{name}", "must be a table")
+    for name, table in config.policies.items():
+        try:
+            RoomPolicy.model_validate(table)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = _field(("policies", name, *first["loc"]))
+            raise ConfigError(path, where, first["msg"]) from exc
     return config.model_copy(update={"source": path.resolve() if path.exists() else path})
 
 

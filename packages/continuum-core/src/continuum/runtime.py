@@ -66,7 +66,7 @@ from continuum.memory.hippocampus import Hippocampus
 from continuum.people import PeopleDirectory
 from continuum.persona import Persona
 from continuum.persona_files import load_personas
-from continuum.room import Room
+from continuum.room import Room, RoomPolicy
 from continuum.router import MessageMap, RoomRouter
 
 log = logging.getLogger("continuum.runtime")
@@ -276,7 +276,7 @@ class Runtime:
                 key,
                 self.personas,
                 self.backend,
-                policy=cfg.policy,
+                policy=self.policy_for(key),
                 memory=self.memory,
                 state_store=self.state_store,
                 names=self.people.name_of,
@@ -336,6 +336,12 @@ class Runtime:
                 raise ConfigError(
                     self.config.source or "continuum.toml", field, exc.message
                 ) from exc
+
+    def policy_for(self, room_key: str) -> RoomPolicy:
+        """The policy of a room (``<host>:<room id>``): see ``ContinuumConfig.policy_for``."""
+        host = room_key.split(":", 1)[0]
+        built = self.hosts.get(host)
+        return self.config.policy_for(room_key, built.default_policy if built else None)
 
     async def __aenter__(self) -> Runtime:
         self._build_hosts()

@@ -265,6 +265,9 @@ class HostAdapter(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[HostCapabilities] = HostCapabilities()
     config_model: ClassVar[type[HostConfig]] = HostConfig
+    # [policy] fields this host's rooms start from (an editor: {"cognition": "direct"});
+    # the user's [policy] and [policies.<host>] still win
+    default_policy: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, services: HostServices, config: HostConfig | None = None) -> None:
         self.services = services

@@ -16,6 +16,10 @@ class RoomPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     cognition: Literal["shared", "direct"] = "shared"  # shared needs >= 2 personas
+    # a message that names personas ("Maya, ...", /continuum ask maya, a reply to Maya's
+    # message): "direct" = only they answer, each from its own prompt; "shared" = it goes
+    # through shared cognition with everyone (the mention only raises their score)
+    addressed: Literal["direct", "shared"] = "direct"
     require_mention: bool = False
     max_persona_turns_per_message: int = Field(default=4, ge=0)
     cooldown_s: float = Field(default=0.0, ge=0.0)  # unmentioned personas wait this long

@@ -545,8 +545,41 @@ class Room:
         on_reply: ReplyCallback | None,
         replies: ReplyOpener | None,
     ) -> list[PersonaReply]:
+        addressed = [p for p in candidates if p.id in envelope.mentions]
+        if addressed and self.policy.addressed == "direct":
+            # addressed to these personas: they answer, nobody else chimes in
+            names = ", ".join(p.name for p in addressed)
+            for persona in candidates:
+                if persona not in addressed:
+                    self._silent(persona.id, f"not addressed (the message is for {names})")
+                    self.finish_item(persona.id, envelope.id, "silent: not addressed")
+            candidates = []
+            out: list[PersonaReply] = []
+            now = time.time()
+            for persona in addressed:  # asked directly while exhausted: says so, no model
+                state = self.state(persona.id)
+                state.rest_until(now)
+                if state.energy >= self.policy.exhausted_below:
+                    candidates.append(persona)
+                    continue
+                out.append(await self.post_status(persona, envelope, state.how_i_feel(), replies))
+                if on_reply is not None:
+                    await on_reply(out[-1])
+                self._silent(persona.id, f"declined: {state.how_i_feel()}")
+                self.finish_item(persona.id, envelope.id, "declined: exhausted")
+            return out + await self._direct(envelope, candidates, on_reply, replies)
         if self.policy.cognition == "shared" and len(self.personas) > 1:
             return await self.cognition.respond(envelope, message, candidates, on_reply, replies)
+        return await self._direct(envelope, candidates, on_reply, replies)
+
+    async def _direct(
+        self,
+        envelope: Envelope,
+        candidates: list[Persona],
+        on_reply: ReplyCallback | None,
+        replies: ReplyOpener | None,
+    ) -> list[PersonaReply]:
+        """Each candidate answers from its own prompt, in order, up to the turn bound."""
         out = []
         bound = self.policy.max_persona_turns_per_message
         for persona in candidates[bound:]:
