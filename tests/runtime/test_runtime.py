@@ -286,3 +286,25 @@ async def test_policy_per_host_and_per_room(tmp_path):
 def test_a_bad_room_policy_names_its_field(tmp_path):
     with pytest.raises(ConfigError, match=r"policies\.beta\.cognition"):
         config(tmp_path, policies={"beta": {"cognition": "loud"}})
+
+
+async def test_a_redelivery_after_a_restart_is_answered_once_and_echoes_are_ours(tmp_path):
+    """The platform delivers the same message again (its retry after our restart): the
+    message map knows (host, host message id), so it is a duplicate, not a second turn.
+    A persona's own post coming back as an event is recognised as ours."""
+    backend = ScriptedBackend(lambda req: "hi")
+    first = text_envelope("hello", host="alpha", author="u1", host_message_id="h-1")
+    async with runtime(tmp_path, backend) as rt:
+        turn = await rt.deliver("alpha", first)
+        assert len(await turn.wait()) == 1
+        posted = rt.host("alpha").replies[0].host_message_id
+        again = await rt.deliver("alpha", first.model_copy(update={"id": "another-id"}))
+        assert again.outcome == "duplicate" and "already delivered" in again.reason
+        echo = text_envelope("hi", host="alpha", author="u2", host_message_id=posted)
+        echoed = await rt.deliver("alpha", echo)
+        assert echoed.outcome == "duplicate" and "our own posts" in echoed.reason
+    async with runtime(tmp_path, backend) as rt:  # a new process, the same data dir
+        retry = await rt.deliver("alpha", first.model_copy(update={"id": "third-id"}))
+        assert retry.outcome == "duplicate"
+        assert rt.host("alpha").replies == []
+    assert len(backend.requests) == 1

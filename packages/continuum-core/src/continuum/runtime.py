@@ -72,7 +72,7 @@ from continuum.router import MessageMap, RoomRouter
 log = logging.getLogger("continuum.runtime")
 
 BUNDLED_PERSONAS = Path(__file__).resolve().parent / "bundled" / "personas"
-Outcome = Literal["answered", "silent", "shed", "failed", "cancelled"]
+Outcome = Literal["answered", "silent", "shed", "failed", "cancelled", "duplicate"]
 
 
 class Turn:
@@ -557,11 +557,27 @@ class Runtime:
         turn = Turn(envelope)
         if not self.accepting or self._tg is None:
             return self._shed(turn, "the runtime is shutting down")
+        if envelope.host_message_id:  # durable: survives restarts, like the platform's retries
+            known = self.router.messages.lookup(host, envelope.host_message_id)
+            if known is not None:
+                why = "one of our own posts, echoed" if known.is_persona else "already delivered"
+                log.info("%s message %s: %s", host, envelope.host_message_id, why)
+                self._finish(turn, "duplicate", why)
+                return turn
         in_flight = sum(1 for t in self.turns.values() if not t.done)
         if in_flight >= self.config.runtime.max_in_flight:
             return self._shed(turn, f"{in_flight} messages already in flight")
         self.turns[turn.message_id] = turn
         self.router.messages.add_pending(envelope, time.time())
+        if envelope.host_message_id:  # known from now on: a redelivery is a duplicate
+            self.router.messages.record(
+                host,
+                envelope.host_message_id,
+                RoomRouter.key(host, envelope.room_id),
+                envelope.id,
+                envelope.author.id,
+                False,
+            )
         if len(self.turns) > 4 * self.config.runtime.max_in_flight:
             for key in [k for k, t in self.turns.items() if t.done][: len(self.turns) // 2]:
                 del self.turns[key]
