@@ -308,3 +308,19 @@ async def test_a_redelivery_after_a_restart_is_answered_once_and_echoes_are_ours
         assert retry.outcome == "duplicate"
         assert rt.host("alpha").replies == []
     assert len(backend.requests) == 1
+
+
+async def test_a_turn_handle_says_how_the_message_ended(tmp_path):
+    """A host that answers requests gets an outcome and a reason, never a hang."""
+    from continuum.hosts.base import TurnHandle
+
+    backend = ScriptedBackend(lambda req: "hi")
+    async with runtime(tmp_path, backend, personas=(MAYA, OTTO), policy={"cognition": "direct",
+                       "require_mention": True}) as rt:  # fmt: skip
+        turn = await rt.deliver("alpha", text_envelope("hello", host="alpha", mentions=("maya",)))
+        await turn.wait()
+        assert isinstance(turn, TurnHandle)
+        assert (turn.outcome, turn.reason) == ("answered", "")
+        quiet = await rt.deliver("alpha", text_envelope("hello again", host="alpha"))
+        await quiet.wait()
+        assert quiet.outcome == "silent" and "not mentioned" in quiet.reason

@@ -45,7 +45,7 @@ from continuum.errors import (
     UnknownMessage,
     UnknownPlugin,
 )
-from continuum.events import MessageShed, MessageTaken, RoomEvent, TurnStarted
+from continuum.events import MessageShed, MessageTaken, PersonaSilent, RoomEvent, TurnStarted
 from continuum.genome.pairs import PairLog
 from continuum.genome.registry import GenomeRegistry, resolve_persona, shared_library
 from continuum.hosts.base import (
@@ -57,6 +57,7 @@ from continuum.hosts.base import (
     HostEvent,
     MembershipEvent,
     MessageEvent,
+    Outcome,
     PersonaCard,
     ReactionEvent,
 )
@@ -72,7 +73,6 @@ from continuum.router import MessageMap, RoomRouter
 log = logging.getLogger("continuum.runtime")
 
 BUNDLED_PERSONAS = Path(__file__).resolve().parent / "bundled" / "personas"
-Outcome = Literal["answered", "silent", "shed", "failed", "cancelled", "duplicate"]
 
 
 class Turn:
@@ -630,12 +630,20 @@ class Runtime:
             turn._scope = scope
             if turn._cancel_requested:
                 scope.cancel()
+            key = RoomRouter.key(turn.envelope.host, turn.envelope.room_id)
+            silences: list[str] = []  # why nobody answered, for a host that asked
+
+            def heard(event: RoomEvent) -> None:
+                if isinstance(event, PersonaSilent):
+                    silences.append(f"{event.persona_id}: {event.reason}")
+
+            unsubscribe = self.router.room(key).events.subscribe(heard)
             try:
                 turn.replies = await self.router.dispatch(turn.envelope, replies=host.open_reply)
                 outcome = "answered" if turn.replies else "silent"
+                reason = "" if turn.replies else "; ".join(silences) or "nobody answered"
             except BackendBusy as exc:
                 outcome, reason = "shed", str(exc)
-                key = RoomRouter.key(turn.envelope.host, turn.envelope.room_id)
                 self.router.room(key).events.emit(
                     MessageShed(room_id=key, message_id=turn.message_id, reason=reason)
                 )
@@ -645,6 +653,8 @@ class Runtime:
             except Exception as exc:
                 outcome, reason = "failed", repr(exc)
                 log.exception("message %s failed", turn.message_id)
+            finally:
+                unsubscribe()
         if scope.cancelled_caught:
             outcome, reason = "cancelled", "cancelled"
         # a cancelled turn (shutdown, barge-in) has an outcome: it is not answered again

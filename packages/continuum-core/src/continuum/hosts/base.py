@@ -219,12 +219,22 @@ class PersonaCard(BaseModel):
     specialty: str = ""
 
 
+# How a delivered message ended: answered (replies posted), silent (nobody answered; the
+# reason says why each persona stayed quiet), shed (load or shutdown), failed (the reason
+# is the error), cancelled (barge-in, shutdown), duplicate (redelivered, or our own echo)
+Outcome = Literal["answered", "silent", "shed", "failed", "cancelled", "duplicate"]
+
+
 @runtime_checkable
 class TurnHandle(Protocol):
     """A delivered message being answered: ``wait`` for the replies, ``cancel`` to stop
-    (barge-in: replies in flight are aborted, the room goes on)."""
+    (barge-in: replies in flight are aborted, the room goes on). Once done, ``outcome``
+    and ``reason`` say how it ended: a host that answers requests (an editor) returns a
+    result or an error from them, never a hang."""
 
     message_id: str
+    outcome: Outcome | None
+    reason: str
 
     async def wait(self) -> list[PersonaReply]: ...
 
