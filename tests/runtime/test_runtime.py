@@ -324,3 +324,18 @@ async def test_a_turn_handle_says_how_the_message_ended(tmp_path):
         quiet = await rt.deliver("alpha", text_envelope("hello again", host="alpha"))
         await quiet.wait()
         assert quiet.outcome == "silent" and "not mentioned" in quiet.reason
+
+
+def test_the_starter_config_loads(tmp_path):
+    """What `continuum init` writes, `continuum serve` reads (before: an escaped newline in
+    a comment became a real one, and the file did not parse)."""
+    import subprocess
+    import sys
+
+    from continuum.config import STARTER_CONFIG, load_config
+
+    path = tmp_path / "continuum.toml"
+    subprocess.run([sys.executable, "-m", "continuum", "init", "--config", str(path)], check=True)
+    assert path.read_text() == STARTER_CONFIG
+    config = load_config(path)
+    assert config.host_names()

@@ -176,3 +176,27 @@ async def test_a_reaction_on_any_chunk_of_a_long_reply_credits_the_persona(tmp_p
             }  # fmt: skip
             await post_event(url(host), event_payload(react))
             await until(lambda n=i: state.reputation.positive_reactions == n)
+
+
+async def test_a_reaction_on_a_reply_counts_after_the_thread_goes_on(tmp_path, peer):
+    """Maya answers in a thread; Sam replies in it (the thread becomes a room, its context
+    fetched from Slack, Maya's own post included); then a 👍 on Maya's reply still credits
+    her (before: the context copy remapped her post as a person's, "not a persona id")."""
+    async with serving(tmp_path, peer) as (rt, host):
+        parent = "1700001000.1"
+        await post_event(url(host), event_payload(message("Maya, how do I profile?", parent)))
+        await until(lambda: rt.stats["answered"] >= 1)
+        reply_ts = peer.of("chat.startStream")[0].result["ts"]
+        peer.threads[("C1", parent)].insert(
+            0, {"ts": parent, "user": "U1", "text": "Maya, how do I profile?"}
+        )
+        follow = message("thanks, and then?", "1700001000.9", thread_ts=parent)
+        await post_event(url(host), event_payload(follow))
+        await until(lambda: rt.stats["answered"] >= 2)
+        react = {
+            "type": "reaction_added", "user": "U2", "reaction": "+1",
+            "item": {"type": "message", "channel": "C1", "ts": reply_ts}, "event_ts": "1.2",
+        }  # fmt: skip
+        await post_event(url(host), event_payload(react))
+        state = rt.router.room("slack:C1").state("maya")
+        await until(lambda: state.reputation.positive_reactions == 1)

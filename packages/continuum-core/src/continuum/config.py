@@ -256,7 +256,7 @@ enabled = true
 # stt_language = "en"
 # describer_model = "/models/SmolVLM-256M-Instruct-Q8_0.gguf"    # images, for a model that
 # describer_mmproj = "/models/mmproj-SmolVLM-256M-Instruct-Q8_0.gguf"  # cannot see them
-# describer_template = "<|im_start|>User:{image}{instruction}<end_of_utterance>\nAssistant:"
+# describer_template = "<|im_start|>User:{image}{instruction}<end_of_utterance>\\nAssistant:"
 
 [runtime]
 # shutdown_grace_s = 10    # on SIGINT/SIGTERM, replies in flight may finish this long

@@ -541,6 +541,8 @@ class Runtime:
     def person(self, host: str, author: Participant) -> Participant:
         """A host's participant as continuum knows them: people resolve to one person id
         across hosts; bots and others keep a host-qualified id."""
+        if author.kind == ParticipantKind.PERSONA and any(p.id == author.id for p in self.personas):
+            return author  # one of ours, as the host recognised it
         if author.kind != ParticipantKind.PERSON:
             return author.model_copy(update={"id": f"{host}:{author.id}"})
         person_id = self.people.resolve(host, author.id)
@@ -592,7 +594,13 @@ class Runtime:
         room = self.router.room(RoomRouter.key(host, envelope.room_id))
         if any(m.id == envelope.id for m in room.history):
             return
-        if envelope.host_message_id:
+        # a message the map knows already (a persona's own reply, a message answered in the
+        # channel before its thread became a room) keeps its mapping: remapping it to this
+        # context copy would cut a persona's reply off its reactions
+        known = envelope.host_message_id and self.router.messages.lookup(
+            host, envelope.host_message_id
+        )
+        if envelope.host_message_id and not known:
             self.router.messages.record(
                 host,
                 envelope.host_message_id,
