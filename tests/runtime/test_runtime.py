@@ -339,3 +339,23 @@ def test_the_starter_config_loads(tmp_path):
     assert path.read_text() == STARTER_CONFIG
     config = load_config(path)
     assert config.host_names()
+
+
+async def test_stopped_while_thinking_the_message_is_answered_after_the_restart(tmp_path):
+    """SIGTERM while the room still thinks (nothing posted yet): the message stays
+    pending and the next start answers it (before: it was marked done, never answered)."""
+    gate = anyio.Event()  # never set: the model is still thinking at the stop
+
+    class Thinking(ScriptedBackend):
+        async def complete(self, request, on_token=None):
+            await gate.wait()
+            return await super().complete(request, on_token)
+
+    rt = runtime(tmp_path, Thinking(lambda req: "late"), runtime={"shutdown_grace_s": 0.05})
+    async with rt:
+        turn = await rt.deliver("alpha", text_envelope("are you there?", host="alpha"))
+        await anyio.sleep(0.1)
+    assert turn.outcome == "cancelled" and "after the restart" in turn.reason
+    async with runtime(tmp_path, ScriptedBackend(lambda req: "Here now.")) as rt2:
+        await rt2.turns[turn.message_id].wait()
+        assert [r.text for r in rt2.host("alpha").replies] == ["Here now."]

@@ -151,7 +151,7 @@ async def test_without_streaming_it_posts_then_edits(tmp_path, peer):
         [post] = peer.of("chat.postMessage")
         assert post.args["username"] == "Maya" and post.args["thread_ts"] == "1700000000.000001"
         updates = peer.of("chat.update")
-        assert updates and updates[-1].args["text"].strip() == ("word " * 30).strip()
+        assert updates and updates[-1].args["markdown_text"].strip() == ("word " * 30).strip()
         # the next reply does not try streaming again
         await post_event(
             url(host), event_payload(message("And the latency?", ts="1700000000.000002"))
@@ -171,9 +171,9 @@ async def test_a_long_reply_is_split_at_slacks_limit(tmp_path, peer):
         await until(lambda: rt.stats["answered"] >= 1)
     posts = peer.of("chat.postMessage")
     assert len(posts) >= 3
-    final = {p.result["ts"]: p.args["text"] for p in posts}
+    final = {p.result["ts"]: p.args["markdown_text"] for p in posts}
     for update in peer.of("chat.update"):
-        final[update.args["ts"]] = update.args["text"]
+        final[update.args["ts"]] = update.args["markdown_text"]
     assert all(len(text) <= 1000 for text in final.values())
     joined = " ".join(final[p.result["ts"]] for p in posts)
     assert joined.split() == long.split()  # nothing lost, nothing repeated, in order

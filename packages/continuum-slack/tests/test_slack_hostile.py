@@ -124,7 +124,7 @@ async def test_a_typed_escaped_mass_mention_is_not_revived(tmp_path, peer):
         typed = message("Maya repeat &lt;!channel&gt; please", "1700000700.1")
         await post_event(url(host), event_payload(typed))
         await until(lambda: rt.stats["answered"] >= 1)
-        sent = peer.of("chat.postMessage")[0].args.get("text", "")
+        sent = peer.of("chat.postMessage")[0].args.get("markdown_text", "")
         assert "<!channel>" not in sent and "channel" in sent
 
 
@@ -200,3 +200,14 @@ async def test_a_reaction_on_a_reply_counts_after_the_thread_goes_on(tmp_path, p
         await post_event(url(host), event_payload(react))
         state = rt.router.room("slack:C1").state("maya")
         await until(lambda: state.reputation.positive_reactions == 1)
+
+
+async def test_ask_names_the_person_and_takes_its_eyes_off(tmp_path, peer):
+    peer.users["U1"] = "Sam Rivera"
+    async with serving(tmp_path, peer, thinking_reaction="eyes") as (rt, host):
+        await post_command(url(host), peer, "ask maya how do I profile?")
+        await until(lambda: rt.stats["answered"] >= 1)
+        [asked] = [c for c in peer.of("chat.postMessage") if "asked" in c.args.get("text", "")]
+        assert asked.args["text"].startswith("Sam Rivera asked Maya")  # not the handle
+        ts = asked.result["ts"]
+        await until(lambda: any(c.args.get("timestamp") == ts for c in peer.of("reactions.remove")))

@@ -60,6 +60,8 @@ from continuum.hosts.base import (
     Outcome,
     PersonaCard,
     ReactionEvent,
+    ReplySink,
+    ReplyStart,
 )
 from continuum.media import MediaBridge
 from continuum.memory.engine import MemoryEngine, default_data_dir
@@ -73,6 +75,28 @@ from continuum.router import MessageMap, RoomRouter
 log = logging.getLogger("continuum.runtime")
 
 BUNDLED_PERSONAS = Path(__file__).resolve().parent / "bundled" / "personas"
+
+
+class _Watched(ReplySink):
+    """A host's sink, and whether anything reached it yet (a stopped runtime answers a
+    message again after the restart only if nothing of a reply was shown)."""
+
+    def __init__(self, inner: ReplySink) -> None:
+        self.inner, self.wrote = inner, False
+
+    def watch_posts(self, callback: Callable[[str], None]) -> None:
+        self.inner.watch_posts(callback)
+
+    async def write(self, delta: str) -> None:
+        self.wrote = True
+        await self.inner.write(delta)
+
+    async def finish(self) -> str | None:
+        self.wrote = True
+        return await self.inner.finish()
+
+    async def abort(self, reason: str) -> None:
+        await self.inner.abort(reason)
 
 
 class Turn:
@@ -646,8 +670,14 @@ class Runtime:
                     silences.append(f"{event.persona_id}: {event.reason}")
 
             unsubscribe = self.router.room(key).events.subscribe(heard)
+            sinks: list[_Watched] = []
+
+            async def open_reply(start: ReplyStart) -> ReplySink:
+                sinks.append(_Watched(await host.open_reply(start)))
+                return sinks[-1]
+
             try:
-                turn.replies = await self.router.dispatch(turn.envelope, replies=host.open_reply)
+                turn.replies = await self.router.dispatch(turn.envelope, replies=open_reply)
                 outcome = "answered" if turn.replies else "silent"
                 reason = "" if turn.replies else "; ".join(silences) or "nobody answered"
             except BackendBusy as exc:
@@ -665,7 +695,13 @@ class Runtime:
                 unsubscribe()
         if scope.cancelled_caught:
             outcome, reason = "cancelled", "cancelled"
-        # a cancelled turn (shutdown, barge-in) has an outcome: it is not answered again
+        if outcome == "cancelled" and self._closed and not any(w.wrote for w in sinks):
+            # stopped before anyone answered (SIGTERM while thinking): it stays pending, so
+            # the next start answers it (within replay_within_s)
+            self._finish(turn, outcome, "the runtime stopped; answered after the restart")
+            return
+        # a cancelled turn (barge-in, a reply cut by shutdown) has an outcome: it is not
+        # answered again
         self.router.messages.done(turn.message_id)
         self._finish(turn, outcome, reason)
 

@@ -90,6 +90,9 @@ class _Seen:
         self._items: OrderedDict[str, None] = OrderedDict()
         self.size = size
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
     def add(self, key: str) -> bool:
         """True if ``key`` is new."""
         if key in self._items:
@@ -163,6 +166,8 @@ class SlackHost(HostAdapter):
         self._threads: dict[tuple[str, str], str] = {}  # (channel, thread ts) -> persona
         self._known_rooms: set[str] = set()
         self._visibility: dict[str, Visibility] = {}  # channel -> as the platform said
+        self._thinking: set[tuple[str, str]] = set()  # messages wearing the 👀 now
+        self._done_marks = _Seen()  # messages whose turn ended (no 👀 any more)
         self._authors: OrderedDict[str, str] = OrderedDict()  # envelope id -> Slack user
         self._last_post: dict[str, float] = {}
         self._streaming = cfg.stream != "update"
@@ -235,6 +240,14 @@ class SlackHost(HostAdapter):
                 await handler.close_async()
 
     async def aclose(self) -> None:
+        # stopping while the room thinks: the 👀 comes off (the message is answered after
+        # the restart)
+        for channel, ts in list(self._thinking):
+            with contextlib.suppress(SlackApiError), anyio.move_on_after(2):
+                await self.client.reactions_remove(
+                    channel=channel, timestamp=ts, name=self.config.thinking_reaction
+                )
+        self._thinking.clear()
         session = getattr(self.client, "session", None)
         if session is not None and not session.closed:
             await session.close()
@@ -257,8 +270,12 @@ class SlackHost(HostAdapter):
                 log.debug("stale reply %s: %s", host_id, exc.response.get("error"))
 
     async def typing(self, reply_to: ReplyTarget, persona_id: str | None) -> None:
-        """The shared analysis is running: the person's message wears a reaction."""
-        if persona_id is None and self.config.thinking_reaction and reply_to.message_id:
+        """The room is working on a message (its analysis, or a persona's turn): the
+        person's message wears a reaction until the turn ends (once per message)."""
+        mark = (reply_to.channel, reply_to.message_id or "")
+        fresh = mark not in self._thinking and mark[1] not in self._done_marks
+        if self.config.thinking_reaction and reply_to.message_id and fresh:
+            self._thinking.add(mark)
             try:
                 await self.client.reactions_add(
                     channel=reply_to.channel,
@@ -272,6 +289,8 @@ class SlackHost(HostAdapter):
     async def _done_thinking(self, reply_to: ReplyTarget, turn: Any) -> None:
         await turn.wait()
         if self.config.thinking_reaction and reply_to.message_id:
+            self._thinking.discard((reply_to.channel, reply_to.message_id))
+            self._done_marks.add(reply_to.message_id)  # a late typing call adds none
             # never added (no analysis ran) or already gone: fine
             with contextlib.suppress(SlackApiError):
                 await self.client.reactions_remove(
@@ -526,7 +545,7 @@ class SlackHost(HostAdapter):
         verb, args = (words[0].lower(), words[1:]) if words else ("help", [])
         user = command.get("user_id", "unknown")
         channel = command.get("channel_id", "")
-        author = Participant(id=user, name=command.get("user_name") or await self.name_of(user))
+        author = Participant(id=user, name=await self.name_of(user))  # never the handle
         if verb == "ask":
             personas = self.services.personas()
             target = next(
@@ -550,7 +569,8 @@ class SlackHost(HostAdapter):
                 visibility=await self.visibility(channel),
             )
             self._authors[envelope.id] = user
-            await self.services.deliver(envelope)
+            turn = await self.services.deliver(envelope)
+            await self._done_thinking(envelope.reply_to, turn)  # the 👀 comes off
             return ""
         result = await self.services.submit(
             CommandEvent(

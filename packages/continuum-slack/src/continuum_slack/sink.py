@@ -111,7 +111,10 @@ class SlackReplySink(ReplySink):
                 self.mode = "update"
         await self.host.pace(self.channel)
         r = await self.host.client.chat_postMessage(
-            channel=self.channel, thread_ts=self.thread_ts, text=chunk or "…", **self._identity
+            channel=self.channel,
+            thread_ts=self.thread_ts,
+            markdown_text=chunk or "…",
+            **self._identity,
         )
         self._opened(r["ts"])
 
@@ -131,7 +134,7 @@ class SlackReplySink(ReplySink):
             )
         else:
             await self.host.client.chat_update(
-                channel=self.channel, ts=self.ts, text=self.text[self.offset :]
+                channel=self.channel, ts=self.ts, markdown_text=self.text[self.offset :]
             )
         self.sent = len(self.text)
         self.last_push = time.monotonic()
@@ -146,7 +149,7 @@ class SlackReplySink(ReplySink):
             )
         elif final is not None or len(self.text) > self.sent:
             text = self.text[self.offset :] if final is None else final
-            await self.host.client.chat_update(channel=self.channel, ts=self.ts, text=text)
+            await self.host.client.chat_update(channel=self.channel, ts=self.ts, markdown_text=text)
         self.sent = len(self.text)
 
     async def _roll_over(self, limit: int) -> None:
@@ -162,7 +165,9 @@ class SlackReplySink(ReplySink):
                     markdown_text=self.text[self.sent : self.offset + len(head)] or None,
                 )
             else:
-                await self.host.client.chat_update(channel=self.channel, ts=self.ts, text=head)
+                await self.host.client.chat_update(
+                    channel=self.channel, ts=self.ts, markdown_text=head
+                )
         self.offset += len(head)
         while self.text[self.offset : self.offset + 1].isspace():
             self.offset += 1
@@ -178,7 +183,10 @@ class SlackReplySink(ReplySink):
                     continue
                 await self.host.pace(self.channel)
                 r = await self.host.client.chat_postMessage(
-                    channel=self.channel, thread_ts=self.thread_ts, text=chunk, **self._identity
+                    channel=self.channel,
+                    thread_ts=self.thread_ts,
+                    markdown_text=chunk,
+                    **self._identity,
                 )
                 self.first_ts = self.first_ts or r["ts"]
                 self.posted(message_id(self.channel, r["ts"]))
