@@ -211,3 +211,42 @@ async def test_ask_names_the_person_and_takes_its_eyes_off(tmp_path, peer):
         assert asked.args["text"].startswith("Sam Rivera asked Maya")  # not the handle
         ts = asked.result["ts"]
         await until(lambda: any(c.args.get("timestamp") == ts for c in peer.of("reactions.remove")))
+
+
+def final_messages(peer) -> list[str]:
+    """Each persona message as Slack finally shows it, in posting order."""
+    shown: dict[str, str] = {}
+    order: list[str] = []
+    for c in peer.calls:
+        ts = c.result.get("ts") if c.method in ("chat.startStream", "chat.postMessage") else None
+        if ts and c.args.get("username") == "Maya":
+            order.append(ts)
+            shown[ts] = c.args.get("markdown_text") or ""
+        elif c.method == "chat.appendStream" or (c.method == "chat.stopStream"):
+            shown[c.args["ts"]] = shown.get(c.args["ts"], "") + (c.args.get("markdown_text") or "")
+        elif c.method == "chat.update":
+            shown[c.args["ts"]] = c.args.get("markdown_text") or ""
+    return [shown[ts] for ts in order]
+
+
+@pytest.mark.parametrize("stream", ["auto", "update", "off"])
+async def test_a_long_reply_split_inside_a_code_fence_renders_in_each_part(
+    tmp_path, peer, stream
+):
+    code = "\n".join(f"    value_{i} = compute({i})  # step {i}" for i in range(80))
+    reply = f"Here is the script:\n```python\n{code}\n```\nRun it twice."
+    backend = ScriptedBackend(lambda req: reply, token_delay_s=0.0005)
+    async with serving(
+        tmp_path, peer, backend, stream=stream, max_message_chars=1000
+    ) as (rt, host):
+        await post_event(url(host), event_payload(message("Maya, the script?", "1700001100.1")))
+        await until(lambda: rt.stats["answered"] >= 1)
+    parts = final_messages(peer)
+    assert len(parts) >= 3
+    for part in parts:
+        assert len(part) <= 1000
+        fences = [ln for ln in part.splitlines() if ln.strip().startswith("```")]
+        assert len(fences) % 2 == 0, part  # every part opens and closes its own fence
+    shown = "".join(parts)
+    for i in range(80):
+        assert f"    value_{i} = compute({i})  # step {i}" in shown  # code kept, indented

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from continuum.hosts.base import ReplySink, ReplyStart, split_message
+from continuum.hosts.base import ReplySink, ReplyStart, message_cut, open_fence, split_message
 from continuum.markup import neutralize, partial_word_tail
 from continuum_slack.events import message_id
 
@@ -49,6 +49,7 @@ class SlackReplySink(ReplySink):
         self.text = ""  # what of it may go out: neutralised (no mass mentions), so far
         self.sent = 0  # how much of it is on Slack (current message)
         self.offset = 0  # where the current message starts in ``text``
+        self.prefix = ""  # a code fence reopened at the start of the current message
         self.ts: str | None = None  # the current message
         self.first_ts: str | None = None
         self.last_push = 0.0
@@ -69,7 +70,7 @@ class SlackReplySink(ReplySink):
         if self.mode == "off":
             return
         limit = self.host.config.max_message_chars
-        if len(self.text) - self.offset > limit:
+        if len(self.prefix) + len(self.text) - self.offset > limit:
             await self._roll_over(limit)
         if self.ts is None:
             await self._open()
@@ -87,7 +88,7 @@ class SlackReplySink(ReplySink):
         )
 
     async def _open(self) -> None:
-        chunk = self.text[self.offset :]
+        chunk = self.prefix + self.text[self.offset :]
         if self.mode == "stream":
             try:
                 r = await self.host.client.chat_startStream(
@@ -134,7 +135,9 @@ class SlackReplySink(ReplySink):
             )
         else:
             await self.host.client.chat_update(
-                channel=self.channel, ts=self.ts, markdown_text=self.text[self.offset :]
+                channel=self.channel,
+                ts=self.ts,
+                markdown_text=self.prefix + self.text[self.offset :],
             )
         self.sent = len(self.text)
         self.last_push = time.monotonic()
@@ -148,29 +151,33 @@ class SlackReplySink(ReplySink):
                 channel=self.channel, ts=self.ts, markdown_text=tail or None
             )
         elif final is not None or len(self.text) > self.sent:
-            text = self.text[self.offset :] if final is None else final
+            text = self.prefix + self.text[self.offset :] if final is None else final
             await self.host.client.chat_update(channel=self.channel, ts=self.ts, markdown_text=text)
         self.sent = len(self.text)
 
     async def _roll_over(self, limit: int) -> None:
         """The current message is full: finish it at a boundary, continue in a new one."""
         current = self.text[self.offset :]
-        head = split_message(current, limit)[0]
+        head = current[: message_cut(current, limit - len(self.prefix), self.prefix)].rstrip()
+        fence = open_fence(self.prefix + head)  # closed here, reopened in the next message
+        close = "\n" + fence[:3] if fence else ""
         if self.ts is not None:
             if self.mode == "stream":
                 self.sent = min(self.sent, self.offset + len(head))
                 await self.host.client.chat_stopStream(
                     channel=self.channel,
                     ts=self.ts,
-                    markdown_text=self.text[self.sent : self.offset + len(head)] or None,
+                    markdown_text=self.text[self.sent : self.offset + len(head)] + close or None,
                 )
             else:
                 await self.host.client.chat_update(
-                    channel=self.channel, ts=self.ts, markdown_text=head
+                    channel=self.channel, ts=self.ts, markdown_text=self.prefix + head + close
                 )
         self.offset += len(head)
-        while self.text[self.offset : self.offset + 1].isspace():
+        skip = "\n" if fence else " \n\t"  # code keeps its indentation
+        while self.text[self.offset : self.offset + 1] and self.text[self.offset] in skip:
             self.offset += 1
+        self.prefix = fence + "\n" if fence else ""
         self.sent = self.offset
         self.ts = None
 
@@ -178,7 +185,8 @@ class SlackReplySink(ReplySink):
         self._settle(final=True)
         limit = self.host.config.max_message_chars
         if self.mode == "off" or self.ts is None:
-            for chunk in split_message(self.text[self.offset :].strip(), limit):
+            rest = self.prefix + self.text[self.offset :].strip("\n").rstrip()
+            for chunk in split_message(rest, limit):
                 if not chunk:
                     continue
                 await self.host.pace(self.channel)
@@ -203,4 +211,4 @@ class SlackReplySink(ReplySink):
         if self.mode == "stream":
             await self._close_current(final=self.text[self.sent :] + note)
         else:
-            await self._close_current(final=self.text[self.offset :] + note)
+            await self._close_current(final=self.prefix + self.text[self.offset :] + note)

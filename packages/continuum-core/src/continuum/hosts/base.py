@@ -16,6 +16,7 @@ depends on a small, stable surface.
 from __future__ import annotations
 
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -305,20 +306,55 @@ class HostAdapter(ABC):
         """Release connections; called once at shutdown after ``run`` is cancelled."""
 
 
+_FENCE = re.compile(r"^[ \t]*(```|~~~)(.*)$", re.MULTILINE)
+
+
+def open_fence(text: str) -> str | None:
+    """The opening line of a Markdown code fence still open at the end of ``text``
+    (`````python``), or None."""
+    fence: str | None = None
+    for m in _FENCE.finditer(text):
+        if fence is None:
+            fence = m.group(1) + m.group(2).strip()
+        elif fence.startswith(m.group(1)) and not m.group(2).strip():
+            fence = None
+    return fence
+
+
+def message_cut(text: str, limit: int, prefix: str = "") -> int:
+    """Where the first message of ``text`` ends: at a paragraph, line or word boundary in
+    the second half of ``limit``, else hard. Inside a code fence (``prefix``: what the
+    message already holds before ``text``) only at a line end, 4 characters earlier to
+    leave room to close it."""
+    if len(text) <= limit:
+        return len(text)
+
+    def boundary(n: int, words: bool) -> int:
+        window = text[:n]
+        cut = max(window.rfind("\n"), window.rfind(" ") if words else -1)
+        return n if cut < n // 2 else cut
+
+    cut = boundary(limit, words=True)
+    if open_fence(prefix + text[:cut]) is not None:
+        cut = boundary(limit - 4, words=False)
+    return cut
+
+
 def split_message(text: str, limit: int | None) -> list[str]:
-    """Split ``text`` at a host's message length limit: at a paragraph, line or word
-    boundary where one falls in the second half of the chunk, else hard."""
+    """Split ``text`` at a host's message length limit (see :func:`message_cut`). A code
+    fence open at a cut is closed at the end of its message and opened again (with its
+    language) at the start of the next, so each message renders on its own."""
     if limit is None or len(text) <= limit:
         return [text]
     chunks: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut < limit // 2:
-            cut = limit
-        chunks.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        chunks.append(rest)
+    rest, carry = text, ""
+    while len(carry) + len(rest) > limit:
+        cut = message_cut(rest, limit - len(carry), carry)
+        head = rest[:cut].rstrip()
+        fence = open_fence(carry + head)
+        chunks.append(carry + head + ("\n" + fence[:3] if fence else ""))
+        rest = rest[cut:].lstrip("\n") if fence else rest[cut:].lstrip()
+        carry = fence + "\n" if fence else ""
+    if rest.strip():
+        chunks.append(carry + rest)
     return chunks
