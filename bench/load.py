@@ -112,7 +112,7 @@ def child(args: argparse.Namespace) -> None:
 
         async def finish(self) -> str:
             write(kind="reply", id=self.start.in_reply_to, persona=self.start.persona_id)
-            return f"h-{self.start.message_id}"
+            return f"h-{self.start.reply_id}"
 
         async def abort(self, reason: str) -> None:
             write(kind="aborted", id=self.start.in_reply_to, persona=self.start.persona_id)

@@ -50,7 +50,7 @@ async def test_the_right_persona_answers_in_the_thread_under_its_own_name(tmp_pa
         await until(lambda: rt.stats["answered"] + rt.stats["silent"] >= 1, timeout=240)
         first = peer.of("chat.startStream")[0].args
         assert first["username"] == "Maya"  # systems performance and profiling
-        assert first["icon_url"] is None or first["icon_url"]
+        assert first.get("icon_url") is None or first["icon_url"]  # none by default
         assert first["thread_ts"] == "1700000000.000001"
         texts = [c.args.get("markdown_text") or "" for c in peer.calls if "Stream" in c.method]
         assert "".join(texts).strip()  # she said something

@@ -104,6 +104,9 @@ class Envelope(BaseModel):
     # who can read the room: a DM (one person), a private channel, a public one. Memories
     # told here are recalled only in rooms at least as private (continuum.memory scoping).
     visibility: Visibility = "public"
+    # the author as the host delivered them (the platform's own user id), kept when the
+    # runtime resolves ``author`` to continuum's person id
+    platform_author: Participant | None = None
 
     @property
     def text(self) -> str:

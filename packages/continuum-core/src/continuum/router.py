@@ -266,7 +266,7 @@ class _MappedSink(ReplySink):
     def _posted(self, host_id: str) -> None:
         s = self.start
         self.messages.record(
-            self.host, host_id, s.room_key, s.message_id, s.persona_id, True, s.topics
+            self.host, host_id, s.room_key, s.reply_id, s.persona_id, True, s.topics
         )
         self.messages.open_reply(self.host, host_id)
         self.host_ids.append(host_id)
@@ -280,7 +280,7 @@ class _MappedSink(ReplySink):
         self.messages.mark_answered(s.in_reply_to, s.persona_id)
         if host_id:
             self.messages.record(
-                self.host, host_id, s.room_key, s.message_id, s.persona_id, True, s.topics
+                self.host, host_id, s.room_key, s.reply_id, s.persona_id, True, s.topics
             )
         self.messages.close_replies(self.host, self.host_ids)
         return host_id

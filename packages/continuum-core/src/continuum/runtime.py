@@ -579,7 +579,12 @@ class Runtime:
             raise MalformedEvent(f"host {host!r} delivered an envelope of {envelope.host!r}")
         if host not in self.hosts:
             raise UnknownPlugin(f"host {host!r} is not running")
-        envelope = envelope.model_copy(update={"author": self.person(host, envelope.author)})
+        envelope = envelope.model_copy(
+            update={
+                "author": self.person(host, envelope.author),
+                "platform_author": envelope.platform_author or envelope.author,
+            }
+        )
         turn = Turn(envelope)
         if not self.accepting or self._tg is None:
             return self._shed(turn, "the runtime is shutting down")

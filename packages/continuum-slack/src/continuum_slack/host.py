@@ -168,7 +168,6 @@ class SlackHost(HostAdapter):
         self._visibility: dict[str, Visibility] = {}  # channel -> as the platform said
         self._thinking: set[tuple[str, str]] = set()  # messages wearing the 👀 now
         self._done_marks = _Seen()  # messages whose turn ended (no 👀 any more)
-        self._authors: OrderedDict[str, str] = OrderedDict()  # envelope id -> Slack user
         self._last_post: dict[str, float] = {}
         self._streaming = cfg.stream != "update"
         self._listen()
@@ -309,7 +308,10 @@ class SlackHost(HostAdapter):
             self._streaming = False
 
     def recipient(self, start: ReplyStart) -> str | None:
-        return self._authors.get(start.in_reply_to)
+        """The Slack user a streamed reply is for (Slack wants one for streams in channels):
+        the answered message's author as Slack named them."""
+        who = start.recipient
+        return who.id if who is not None and who.kind == ParticipantKind.PERSON else None
 
     def remember_thread(self, channel: str, thread_ts: str | None, persona_id: str) -> None:
         """The first persona to post in a thread 'started' it: replies there address it."""
@@ -465,9 +467,6 @@ class SlackHost(HostAdapter):
         if is_bot:  # other bots are context, never a trigger (cascade policy)
             await self.services.remember_context(envelope)
             return
-        self._authors[envelope.id] = user
-        while len(self._authors) > 2048:
-            self._authors.popitem(last=False)
         turn = await self.services.deliver(envelope)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._done_thinking, reply_to, turn)
@@ -568,7 +567,6 @@ class SlackHost(HostAdapter):
                 reply_to=ReplyTarget(host=self.name, channel=channel, thread=ts, message_id=ts),
                 visibility=await self.visibility(channel),
             )
-            self._authors[envelope.id] = user
             turn = await self.services.deliver(envelope)
             await self._done_thinking(envelope.reply_to, turn)  # the 👀 comes off
             return ""

@@ -67,7 +67,11 @@ class HostConfig(BaseModel):
 
 
 class ReplyStart(BaseModel):
-    """The core opens a reply: who speaks, where, in answer to what."""
+    """The core opens a reply: who speaks, where, in answer to what, to whom.
+
+    Two kinds of ids, never mixed: *room* message ids are continuum's (``in_reply_to``,
+    ``reply_id``); the *platform's* ids live in ``reply_to`` (``reply_to.message_id``)
+    and are what a sink reports with ``posted`` and returns from ``finish``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -75,9 +79,12 @@ class ReplyStart(BaseModel):
     persona_name: str
     avatar_url: str | None = None
     voice: str | None = None
-    reply_to: ReplyTarget
-    in_reply_to: str  # the envelope id (room message id) being answered
-    message_id: str  # the room message id this reply will have
+    reply_to: ReplyTarget  # where on the platform, in the platform's ids
+    in_reply_to: str  # the room message id (envelope id) being answered
+    reply_id: str  # the room message id this reply will have
+    # the author of the message being answered as the platform knows them (its own user
+    # id, not continuum's person id): for a host that must name a recipient
+    recipient: Participant | None = None
     room_key: str  # "<host>:<room id>"
     topics: tuple[str, ...] = ()  # the shared analysis's topics (reactions credit them)
 

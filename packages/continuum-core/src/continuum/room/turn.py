@@ -134,7 +134,8 @@ class TurnRunner:
             voice=persona.voice.voice,
             reply_to=envelope.reply_to,
             in_reply_to=envelope.id,
-            message_id=new_id(),
+            reply_id=new_id(),
+            recipient=envelope.platform_author or envelope.author,
             room_key=self.room.key,
             topics=tuple(topics),
         )
@@ -163,7 +164,7 @@ class TurnRunner:
         if sink is not None:
             host_id = await _finish(sink, text, self.room.key)
         message = RoomMessage(
-            id=start.message_id, author=self.room.participants[persona.id], text=text
+            id=start.reply_id, author=self.room.participants[persona.id], text=text
         )
         self.room.record_reply(persona, envelope, message, None, [])
         self.room.events.emit(
@@ -278,7 +279,7 @@ class TurnRunner:
             if sink is not None:
                 host_id = await _finish(sink, ("\n" if written else "") + text, room.key)
             message = RoomMessage(
-                id=start.message_id, author=room.participants[persona.id], text=text
+                id=start.reply_id, author=room.participants[persona.id], text=text
             )
             room.record_failure(persona, job.envelope)
             reply = _reply(
@@ -296,7 +297,7 @@ class TurnRunner:
         if sink is not None and not broken:
             host_id = await _finish(sink, "", room.key)
         message = RoomMessage(
-            id=start.message_id, author=room.participants[persona.id], text=visible, raw_text=raw
+            id=start.reply_id, author=room.participants[persona.id], text=visible, raw_text=raw
         )
         room.record_reply(persona, job.envelope, message, completion.metrics, job.topics)
         if not completion.metrics.moved:

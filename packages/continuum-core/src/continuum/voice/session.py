@@ -403,7 +403,7 @@ class VoiceSession:
         )
 
         async def opener(start: ReplyStart) -> ReplySink:
-            speaker.message_id = start.message_id
+            speaker.message_id = start.reply_id
             return speaker
 
         async def watch(frames: AsyncIterator[np.ndarray], scope: anyio.CancelScope) -> None:
