@@ -359,3 +359,23 @@ async def test_stopped_while_thinking_the_message_is_answered_after_the_restart(
     async with runtime(tmp_path, ScriptedBackend(lambda req: "Here now.")) as rt2:
         await rt2.turns[turn.message_id].wait()
         assert [r.text for r in rt2.host("alpha").replies] == ["Here now."]
+
+
+async def test_addressing_by_thread_and_by_reply_survives_a_restart(tmp_path):
+    """A thread Maya started addresses Maya, and so does a reply to one of her messages,
+    from the persisted message map (before: Slack kept thread owners in memory)."""
+    from continuum.envelope import ReplyTarget
+
+    backend = ScriptedBackend(lambda req: "hi")
+    asked = text_envelope("Maya, hello", host="alpha", mentions=("maya",)).model_copy(
+        update={"reply_to": ReplyTarget(host="alpha", channel="c1", thread="t-9")}
+    )
+    async with runtime(tmp_path, backend, personas=(MAYA, OTTO)) as rt:
+        await (await rt.deliver("alpha", asked)).wait()
+        posted = rt.host("alpha").replies[0].host_message_id
+    async with runtime(tmp_path, backend, personas=(MAYA, OTTO)) as rt:
+        services = rt.host("alpha").services
+        assert services.addressed("and then?", channel="c1", thread="t-9") == ("maya",)
+        assert services.addressed("and then?", channel="c2", thread="t-9") == ()
+        assert services.addressed("really?", replying_to=posted) == ("maya",)
+        assert services.addressed("Otto, really?", replying_to=posted) == ("otto",)

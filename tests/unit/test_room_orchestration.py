@@ -105,6 +105,11 @@ def test_console_host_rejects_non_text_events():
         def personas(self):
             return [PersonaCard(id=p.id, name=p.name) for p in (A, B)]
 
+        def addressed(self, text, **where):
+            from continuum.addressing import addressed
+
+            return addressed(text, self.personas())
+
     host = ConsoleHost(Services())
     with pytest.raises(MalformedEvent):
         host.to_envelope({"forged": True})

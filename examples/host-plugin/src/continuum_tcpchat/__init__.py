@@ -188,14 +188,12 @@ class TcpChatHost(HostAdapter):
     def to_envelope(self, client: _Client, text: str) -> Envelope:
         if len(text) > MAX_LINE:
             raise MalformedEvent("line too long")
-        names = {p.name.lower(): p.id for p in self.services.personas()}
-        said = text.split(",", 1)[0].strip().lower()  # "Maya, ..." addresses Maya
         return Envelope(
             host=self.name,
             room_id=self.config.room,
             author=client.person,
             parts=(TextPart(text=text),),
-            mentions=(names[said],) if said in names else (),
+            mentions=self.services.addressed(text),  # "Maya, ..." addresses Maya
             reply_to=ReplyTarget(host=self.name, channel=self.config.room),
         )
 

@@ -96,6 +96,10 @@ class MessageMap:
             "CREATE TABLE IF NOT EXISTS open_replies (host TEXT NOT NULL, host_message_id TEXT"
             " NOT NULL, PRIMARY KEY (host, host_message_id))"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS threads (host TEXT NOT NULL, channel TEXT NOT NULL,"
+            " thread TEXT NOT NULL, persona_id TEXT NOT NULL, PRIMARY KEY (host, channel, thread))"
+        )
         self._lock = threading.Lock()
 
     # --- messages being answered ------------------------------------------------------------
@@ -190,6 +194,22 @@ class MessageMap:
                 [(host, i) for i in host_message_ids],
             )
 
+    def claim_thread(self, host: str, channel: str, thread: str, persona_id: str) -> None:
+        """The first persona to post in a thread started it: replies there address it."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO threads VALUES (?, ?, ?, ?)",
+                (host, channel, thread, persona_id),
+            )
+
+    def thread_owner(self, host: str, channel: str, thread: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT persona_id FROM threads WHERE host = ? AND channel = ? AND thread = ?",
+                (host, channel, thread),
+            ).fetchone()
+        return row[0] if row else None
+
     def open_replies(self, host: str) -> list[str]:
         """Host message ids of replies posted and never finished (a crash)."""
         with self._lock:
@@ -268,6 +288,9 @@ class _MappedSink(ReplySink):
         self.messages.record(
             self.host, host_id, s.room_key, s.reply_id, s.persona_id, True, s.topics
         )
+        if s.reply_to.thread:
+            to = s.reply_to
+            self.messages.claim_thread(self.host, to.channel, to.thread, s.persona_id)
         self.messages.open_reply(self.host, host_id)
         self.host_ids.append(host_id)
 
@@ -282,6 +305,10 @@ class _MappedSink(ReplySink):
             self.messages.record(
                 self.host, host_id, s.room_key, s.reply_id, s.persona_id, True, s.topics
             )
+            if s.reply_to.thread:
+                self.messages.claim_thread(
+                    self.host, s.reply_to.channel, s.reply_to.thread, s.persona_id
+                )
         self.messages.close_replies(self.host, self.host_ids)
         return host_id
 

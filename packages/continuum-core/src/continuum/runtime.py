@@ -30,6 +30,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from continuum import plugins
+from continuum.addressing import addressed
 from continuum.backends.base import Backend
 from continuum.cognition.state import PersonaStateStore
 from continuum.commands import CommandRouter
@@ -240,6 +241,28 @@ class _Services:
 
     async def remember_context(self, envelope: Envelope) -> None:
         await self.runtime.remember_context(self.host, envelope)
+
+    def addressed(
+        self,
+        text: str,
+        *,
+        channel: str | None = None,
+        thread: str | None = None,
+        replying_to: str | None = None,
+    ) -> tuple[str, ...]:
+        named = addressed(text, self.runtime.personas)
+        if named:
+            return named
+        messages = self.runtime.router.messages
+        if replying_to:
+            mapped = messages.lookup(self.host, replying_to)
+            if mapped is not None and mapped.is_persona:
+                return (mapped.author_id,)
+        if thread and channel is not None:
+            owner = messages.thread_owner(self.host, channel, thread)
+            if owner is not None and any(p.id == owner for p in self.runtime.personas):
+                return (owner,)
+        return ()
 
     def watch(self, room_id: str, callback: Callable[[Any], None]) -> Callable[[], None]:
         room = self.runtime.router.room(RoomRouter.key(self.host, room_id))

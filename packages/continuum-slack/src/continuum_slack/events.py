@@ -3,7 +3,8 @@
 A channel is a room; a thread is its own room (``<channel>:<thread ts>``); a DM is a room
 with one person. Personas share one bot user, so their names are not @-mentionable:
 a persona is addressed by its name in the text ("Maya, ..."), by
-``/continuum ask <persona> ...``, or by replying in a thread that persona started.
+``/continuum ask <persona> ...``, or by replying in a thread that persona started
+(``HostServices.addressed``: one rule for every host, kept across restarts).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from continuum.envelope import Visibility
-from continuum.hosts.base import PersonaCard
 
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(\|[^>]*)?>")
 _LINK = re.compile(r"<(https?://[^|>]+)(\|([^>]+))?>")
@@ -69,17 +69,6 @@ def clean_text(text: str, bot_user_id: str | None, names: dict[str, str]) -> str
     text = _USER_MENTION.sub(user, text)
     text = _LINK.sub(lambda m: m.group(3) or m.group(1), text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
-
-
-def addressed(text: str, personas: Sequence[PersonaCard]) -> tuple[str, ...]:
-    """Personas named in the text, as whole words ("Maya, ...", "thanks Maya", "@maya")."""
-    found = []
-    for p in personas:
-        for name in {p.name, p.id}:
-            if re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text, re.IGNORECASE):
-                found.append(p.id)
-                break
-    return tuple(dict.fromkeys(found))
 
 
 def file_notes(files: Sequence[dict[str, Any]] | None) -> list[str]:

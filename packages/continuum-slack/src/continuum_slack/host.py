@@ -53,7 +53,6 @@ from continuum.hosts.base import (
 )
 from continuum_slack.config import SlackConfig
 from continuum_slack.events import (
-    addressed,
     clean_text,
     file_notes,
     message_id,
@@ -163,7 +162,6 @@ class SlackHost(HostAdapter):
         self._seen_events = _Seen()
         self._seen_messages = _Seen()
         self._names: dict[str, str] = {}
-        self._threads: dict[tuple[str, str], str] = {}  # (channel, thread ts) -> persona
         self._known_rooms: set[str] = set()
         self._visibility: dict[str, Visibility] = {}  # channel -> as the platform said
         self._thinking: set[tuple[str, str]] = set()  # messages wearing the 👀 now
@@ -313,11 +311,6 @@ class SlackHost(HostAdapter):
         who = start.recipient
         return who.id if who is not None and who.kind == ParticipantKind.PERSON else None
 
-    def remember_thread(self, channel: str, thread_ts: str | None, persona_id: str) -> None:
-        """The first persona to post in a thread 'started' it: replies there address it."""
-        if thread_ts:
-            self._threads.setdefault((channel, thread_ts), persona_id)
-
     async def pace(self, channel: str) -> None:
         """At most one new message per channel per ``post_interval_s``."""
         wait = self._last_post.get(channel, 0.0) + self.config.post_interval_s - time.monotonic()
@@ -446,11 +439,8 @@ class SlackHost(HostAdapter):
             name=(event.get("username") or "a bot") if is_bot else await self.name_of(user),
             kind=ParticipantKind.BOT if is_bot else ParticipantKind.PERSON,
         )
-        personas = self.services.personas()
-        mentions = addressed(text, personas)
-        owner = self._threads.get((channel, thread_ts)) if thread_ts else None
-        if not mentions and owner:
-            mentions = (owner,)
+        # named in the text, else (in a thread) the persona that started the thread
+        mentions = self.services.addressed(text, channel=channel, thread=thread_ts)
         reply_to = ReplyTarget(
             host=self.name, channel=channel, thread=thread_ts or ts, message_id=ts
         )

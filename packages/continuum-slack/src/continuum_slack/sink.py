@@ -125,7 +125,6 @@ class SlackReplySink(ReplySink):
         self.posted(message_id(self.channel, ts))  # mapped (reactions) and open till done
         self.sent = len(self.text)
         self.last_push = time.monotonic()
-        self.host.remember_thread(self.channel, self.thread_ts, self.start.persona_id)
 
     async def _push(self) -> None:
         assert self.ts is not None
@@ -198,7 +197,6 @@ class SlackReplySink(ReplySink):
                 )
                 self.first_ts = self.first_ts or r["ts"]
                 self.posted(message_id(self.channel, r["ts"]))
-                self.host.remember_thread(self.channel, self.thread_ts, self.start.persona_id)
         else:
             await self._close_current()
         return message_id(self.channel, self.first_ts) if self.first_ts else None

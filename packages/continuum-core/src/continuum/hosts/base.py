@@ -270,6 +270,20 @@ class HostServices(Protocol):
         already had (a thread's parent message, backfill after a restart)."""
         ...
 
+    def addressed(
+        self,
+        text: str,
+        *,
+        channel: str | None = None,
+        thread: str | None = None,
+        replying_to: str | None = None,
+    ) -> tuple[str, ...]:
+        """The personas a message speaks to: named in it (``continuum.addressing``), else
+        the author of the platform message it replies to (``replying_to``, a host message
+        id) when that is a persona's, else the persona that started its ``thread`` in
+        ``channel``. From the persisted message map: it holds after a restart."""
+        ...
+
     def watch(self, room_id: str, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Follow a room's coordination stream (analysis, silences, levers, posted replies
         with metrics); returns an unsubscribe function."""

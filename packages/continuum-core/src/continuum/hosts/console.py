@@ -15,7 +15,6 @@ import contextlib
 import itertools
 import json
 import os
-import re
 import sys
 import threading
 import time
@@ -42,8 +41,6 @@ from continuum.hosts.base import (
     ReplyStart,
 )
 from continuum.room import RoomPolicy
-
-_MENTION = re.compile(r"@([a-z0-9][a-z0-9_-]*)", re.IGNORECASE)
 
 
 class ConsoleConfig(HostConfig):
@@ -117,12 +114,7 @@ class ConsoleHost(HostAdapter):
         text = line.strip()
         if not text:
             return None
-        known = {p.id: p.id for p in self._personas()} | {
-            p.name.lower(): p.id for p in self._personas()
-        }
-        mentions = tuple(
-            dict.fromkeys(known[m.lower()] for m in _MENTION.findall(text) if m.lower() in known)
-        )
+        mentions = self.services.addressed(text)  # "@maya", "Maya, ...", "thanks Maya"
         return Envelope(
             host=self.name,
             room_id=self.config.room,
