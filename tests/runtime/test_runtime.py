@@ -379,3 +379,24 @@ async def test_addressing_by_thread_and_by_reply_survives_a_restart(tmp_path):
         assert services.addressed("and then?", channel="c2", thread="t-9") == ()
         assert services.addressed("really?", replying_to=posted) == ("maya",)
         assert services.addressed("Otto, really?", replying_to=posted) == ("otto",)
+
+
+async def test_a_sealed_room_is_recalled_only_in_that_room(tmp_path):
+    """An editor workspace is sealed: what Sam said about repo A comes back in repo A, and
+    nowhere else, not even for Sam (before: the asker's own words were recalled anywhere)."""
+    seen: list[str] = []
+    backend = ScriptedBackend(lambda req: seen.append(req.prompt) or "Noted.")
+    async with runtime(tmp_path, backend, policy={"cognition": "direct", "recall_k": 5}) as rt:
+
+        async def say(text: str, room: str, visibility: str = "sealed") -> str:
+            e = text_envelope(text, host="alpha", author="u1", room_id=room)
+            e = e.model_copy(update={"visibility": visibility})
+            await (await rt.deliver("alpha", e)).wait()
+            await rt.hippocampus.drain()
+            head, found, recalled = seen[-1].partition("Things you remember")
+            return recalled if found else ""
+
+        await say("Please remember that this repo indents with tabs, never spaces.", "repo-a")
+        assert "tabs" in await say("How does this repo indent?", "repo-a")
+        assert "tabs" not in await say("How does this repo indent?", "repo-b")
+        assert "tabs" not in await say("How do we indent?", "general", visibility="public")

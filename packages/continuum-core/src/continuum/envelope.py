@@ -73,7 +73,10 @@ class ImagePart(BaseModel):
 ContentPart = Annotated[TextPart | AudioPart | ImagePart, Field(discriminator="type")]
 
 
-Visibility = Literal["dm", "private", "public"]
+# public: recalled anywhere; private / dm: for the people in it; sealed: only in that very
+# room, for anyone in it (an editor workspace: repo A's code and conventions never surface
+# in repo B, not even for the same person)
+Visibility = Literal["dm", "private", "public", "sealed"]
 
 
 class ReplyTarget(BaseModel):

@@ -27,7 +27,7 @@ class _Event(BaseModel):
 class MessageReceived(_Event):
     type: Literal["message_received"] = "message_received"
     message: RoomMessage
-    visibility: Literal["dm", "private", "public"] = "public"  # of the room, as the host says
+    visibility: Literal["dm", "private", "public", "sealed"] = "public"  # as the host says
 
 
 class MessageTaken(_Event):

@@ -118,6 +118,8 @@ class Recalled(BaseModel):
             parts.append("in a DM")
         elif self.visibility == "private":
             parts.append("in a private room")
+        elif self.visibility == "sealed":
+            parts.append("in this workspace")
         return f"({', '.join(parts)}) {self.text}"
 
 
@@ -142,6 +144,7 @@ class _Matrix:
     position: dict[int, int]
     by_value: dict[tuple[str, str], np.ndarray]
     public: np.ndarray  # bool: told in a public room
+    sealed: np.ndarray  # bool: told in a sealed room (recalled only there)
     superseded: np.ndarray  # bool
 
 
@@ -466,6 +469,7 @@ class MemoryIndex:
                 position={r[0]: i for i, r in enumerate(rows)},
                 by_value={k: np.array(v, dtype=np.int64) for k, v in groups.items()},
                 public=np.array([r[10] == "public" for r in rows], dtype=bool),
+                sealed=np.array([r[10] == "sealed" for r in rows], dtype=bool),
                 superseded=np.array([bool(r[11]) for r in rows], dtype=bool),
             )
             self._matrices[persona] = m
@@ -480,6 +484,12 @@ class MemoryIndex:
             hits = m.by_value.get(key)
             if hits is not None:
                 allowed[hits] = True
+        if m.sealed.any():  # a sealed room's words stay in that room, whoever asks
+            here = np.zeros(len(m.rowids), dtype=bool)
+            hits = m.by_value.get(("room", scope.room or ""))
+            if hits is not None:
+                here[hits] = True
+            allowed &= ~m.sealed | here
         return allowed & ~m.superseded
 
     def _mask(self, m: _Matrix, f: RecallFilters) -> np.ndarray | None:

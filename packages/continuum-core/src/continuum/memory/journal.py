@@ -66,7 +66,7 @@ def new_entry_id(at: datetime | None = None) -> str:
     return f"{at.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
 
 
-Visibility = Literal["dm", "private", "public"]
+Visibility = Literal["dm", "private", "public", "sealed"]  # as continuum.envelope.Visibility
 
 
 class JournalEntry(BaseModel):
