@@ -393,7 +393,7 @@ async def test_a_sealed_room_is_recalled_only_in_that_room(tmp_path):
             e = e.model_copy(update={"visibility": visibility})
             await (await rt.deliver("alpha", e)).wait()
             await rt.hippocampus.drain()
-            head, found, recalled = seen[-1].partition("Things you remember")
+            _, found, recalled = seen[-1].partition("Things you remember")
             return recalled if found else ""
 
         await say("Please remember that this repo indents with tabs, never spaces.", "repo-a")
