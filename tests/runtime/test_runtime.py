@@ -400,3 +400,49 @@ async def test_a_sealed_room_is_recalled_only_in_that_room(tmp_path):
         assert "tabs" in await say("How does this repo indent?", "repo-a")
         assert "tabs" not in await say("How does this repo indent?", "repo-b")
         assert "tabs" not in await say("How do we indent?", "general", visibility="public")
+
+
+async def test_the_core_honours_a_host_instances_capabilities(tmp_path):
+    """Capabilities are read from the host instance (an LSP client negotiates them): no
+    streaming → one write, then finish; no typing → no typing calls."""
+    from continuum.hosts.base import HostCapabilities
+
+    class Plain(RecordingHost):
+        name = "alpha"
+
+        def __init__(self, services, config=None):
+            super().__init__(services, config)
+            self.capabilities = HostCapabilities(streaming=False, typing=False)
+            self.typing_calls = 0
+
+        async def typing(self, reply_to, persona_id):
+            self.typing_calls += 1
+
+    backend = ScriptedBackend(lambda req: "one two three four five", token_delay_s=0.001)
+    rt = Runtime(config(tmp_path), personas=[MAYA], backend=backend,
+                 host_classes={"alpha": Plain, "beta": Beta})  # fmt: skip
+    async with rt:
+        await (await rt.deliver("alpha", text_envelope("hi", host="alpha"))).wait()
+        [reply] = rt.host("alpha").replies
+        assert reply.deltas == ["one two three four five"] and reply.finished
+        assert rt.host("alpha").typing_calls == 0
+
+
+async def test_a_buffered_sink_splits_at_the_hosts_limit_and_reports_every_post():
+    from continuum.hosts.base import BufferedReplySink
+
+    posts: list[str] = []
+
+    async def post(text: str) -> str:
+        posts.append(text)
+        return f"p{len(posts)}"
+
+    sink = BufferedReplySink(post, max_chars=40)
+    reported: list[str] = []
+    sink.watch_posts(reported.append)
+    words = " ".join(f"word{i}" for i in range(30))
+    await sink.write(words)
+    assert await sink.finish() == "p1"
+    assert len(posts) > 1 and all(len(p) <= 40 for p in posts)
+    assert " ".join(posts).split() == words.split()
+    assert reported == [f"p{i + 1}" for i in range(len(posts))]

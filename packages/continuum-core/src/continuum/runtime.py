@@ -55,6 +55,7 @@ from continuum.hosts.base import (
     DeleteEvent,
     EditEvent,
     HostAdapter,
+    HostCapabilities,
     HostEvent,
     MembershipEvent,
     MessageEvent,
@@ -79,21 +80,31 @@ BUNDLED_PERSONAS = Path(__file__).resolve().parent / "bundled" / "personas"
 
 
 class _Watched(ReplySink):
-    """A host's sink, and whether anything reached it yet (a stopped runtime answers a
-    message again after the restart only if nothing of a reply was shown)."""
+    """A host's sink as the core drives it: what the host instance's capabilities allow
+    (without streaming, the reply arrives as one write just before ``finish``), and
+    whether anything reached it yet (a stopped runtime answers a message again after the
+    restart only if nothing of a reply was shown)."""
 
-    def __init__(self, inner: ReplySink) -> None:
+    def __init__(self, inner: ReplySink, capabilities: HostCapabilities) -> None:
         self.inner, self.wrote = inner, False
+        self.streaming = capabilities.streaming
+        self.held: list[str] = []
 
     def watch_posts(self, callback: Callable[[str], None]) -> None:
         self.inner.watch_posts(callback)
 
     async def write(self, delta: str) -> None:
+        if not self.streaming:
+            self.held.append(delta)
+            return
         self.wrote = True
         await self.inner.write(delta)
 
     async def finish(self) -> str | None:
         self.wrote = True
+        if self.held:
+            await self.inner.write("".join(self.held))
+            self.held.clear()
         return await self.inner.finish()
 
     async def abort(self, reason: str) -> None:
@@ -701,7 +712,7 @@ class Runtime:
             sinks: list[_Watched] = []
 
             async def open_reply(start: ReplyStart) -> ReplySink:
-                sinks.append(_Watched(await host.open_reply(start)))
+                sinks.append(_Watched(await host.open_reply(start), host.capabilities))
                 return sinks[-1]
 
             try:

@@ -123,10 +123,15 @@ class ReplySink(ABC):
 
 class BufferedReplySink(ReplySink):
     """For hosts without streaming: collects the deltas and posts once, through ``post``
-    (which returns the host's message id)."""
+    (which returns the host's message id) — in several messages when the reply is longer
+    than ``max_chars`` (split at boundaries, code fences kept whole; each id reported
+    with :meth:`posted`, the first returned)."""
 
-    def __init__(self, post: Callable[[str], Awaitable[str | None]]) -> None:
+    def __init__(
+        self, post: Callable[[str], Awaitable[str | None]], max_chars: int | None = None
+    ) -> None:
         self._post = post
+        self.max_chars = max_chars
         self.parts: list[str] = []
 
     @property
@@ -137,7 +142,13 @@ class BufferedReplySink(ReplySink):
         self.parts.append(delta)
 
     async def finish(self) -> str | None:
-        return await self._post(self.text)
+        first: str | None = None
+        for chunk in split_message(self.text, self.max_chars):
+            host_id = await self._post(chunk)
+            if host_id:
+                self.posted(host_id)
+                first = first or host_id
+        return first
 
     async def abort(self, reason: str) -> None:
         self.parts.clear()
