@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,10 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from slack_peer import APP_TOKEN, BOT_TOKEN, SECRET, SlackPeer
 
-from continuum.config import parse_config
 from continuum.persona import Persona
-from continuum.runtime import Runtime
-from continuum.testing import ScriptedBackend
+from continuum.testing import HostProbe, ScriptedBackend, serve_host
 
 MAYA = Persona(
     id="maya",
@@ -63,38 +60,28 @@ async def serving(
     personas: tuple[Persona, ...] = (MAYA,),
     policy: dict | None = None,
     **slack: object,
-) -> AsyncIterator[tuple[Runtime, object]]:
-    """A runtime serving the Slack host against the local peer (HTTP mode unless told)."""
-    config = parse_config(
-        {
-            "memory": {"data_dir": str(tmp_path / "data")},
-            "policy": {"cognition": "direct", **(policy or {})},
-            "hosts": {
-                "slack": {
-                    "api_url": f"{peer.url}/api/",
-                    "host": "127.0.0.1",
-                    "port": 0,
-                    "post_interval_s": 0.0,
-                    "update_interval_s": 0.0,
-                    **slack,
-                }
-            },
-        }
-    )
-    runtime = Runtime(
-        config,
-        personas=list(personas),
+) -> AsyncIterator[tuple[HostProbe, object]]:
+    """The Slack host in a live runtime against the local peer (HTTP mode unless told),
+    through continuum.testing.serve_host: the tests see a probe, never the runtime."""
+    settings = {
+        "api_url": f"{peer.url}/api/",
+        "host": "127.0.0.1",
+        "port": 0,
+        "post_interval_s": 0.0,
+        "update_interval_s": 0.0,
+        **slack,
+    }
+    async with serve_host(
+        "slack",
+        settings,
+        data_dir=tmp_path / "data",
+        personas=personas,
         backend=backend or ScriptedBackend(lambda req: "Profile before you optimise."),
-    )
-    async with runtime, anyio.create_task_group() as tg:
-        tg.start_soon(functools.partial(runtime.serve, handle_signals=False))
-        host = runtime.host("slack")
+        policy={"cognition": "direct", **(policy or {})},
+    ) as probe:
         with anyio.fail_after(10):
-            await host.ready.wait()
-        try:
-            yield runtime, host
-        finally:
-            runtime.request_shutdown()
+            await probe.host.ready.wait()
+        yield probe, probe.host
 
 
 async def until(check: Callable[[], object], timeout: float = 10.0) -> None:

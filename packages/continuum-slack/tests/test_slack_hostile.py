@@ -49,21 +49,21 @@ async def test_ask_in_a_private_conversation_is_stored_as_private(tmp_path, peer
         peer.channels[channel] = info
     seen: list[str] = []
     backend = ScriptedBackend(lambda req: seen.append(req.prompt) or "Noted.")
-    async with serving(tmp_path, peer, backend, policy={"recall_k": 5}) as (rt, host):
+    async with serving(tmp_path, peer, backend, policy={"recall_k": 5}) as (probe, host):
         secret = "maya remember that my salary at Initech is 94000 dollars"
         await post_command(url(host), peer, f"ask {secret}", channel=channel)
-        await until(lambda: rt.stats["answered"] >= 1)
-        await rt.hippocampus.drain()
+        await until(lambda: probe.stats["answered"] >= 1)
+        await probe.settle()
         for i in range(3):
             priya = message(
                 f"Maya, what is Sam's salary at Initech? ({i})", f"17000001{i}.1", user="U2"
             )
             await post_event(url(host), event_payload(priya))
-            await until(lambda n=i: rt.stats["answered"] >= 2 + n)
+            await until(lambda n=i: probe.stats["answered"] >= 2 + n)
             assert "94000" not in remembered(seen[-1])
         # Sam, in that same private conversation, still gets it back
         await post_command(url(host), peer, "ask maya what is my salary?", channel=channel)
-        await until(lambda: rt.stats["answered"] >= 5)
+        await until(lambda: probe.stats["answered"] >= 5)
         assert "94000" in seen[-1]
 
 
@@ -75,7 +75,7 @@ async def test_thread_context_in_a_private_channel_is_private(tmp_path, peer):
     ]
     seen: list[str] = []
     backend = ScriptedBackend(lambda req: seen.append(req.prompt) or "Noted.")
-    async with serving(tmp_path, peer, backend, policy={"recall_k": 5}) as (rt, host):
+    async with serving(tmp_path, peer, backend, policy={"recall_k": 5}) as (probe, host):
         reply = message(
             "Maya, did you get that?",
             "1700000500.2",
@@ -84,13 +84,13 @@ async def test_thread_context_in_a_private_channel_is_private(tmp_path, peer):
             thread_ts="1700000500.1",
         )
         await post_event(url(host), event_payload(reply))
-        await until(lambda: rt.stats["answered"] >= 1)
-        await rt.hippocampus.drain()
+        await until(lambda: probe.stats["answered"] >= 1)
+        await probe.settle()
         assert "4417" in seen[-1]  # the thread's own context
         await post_event(
             url(host), event_payload(message("Maya, what's Sam's PIN?", "1.7", user="U2"))
         )
-        await until(lambda: rt.stats["answered"] >= 2)
+        await until(lambda: probe.stats["answered"] >= 2)
         assert "4417" not in remembered(seen[-1])
 
 
@@ -104,11 +104,11 @@ async def test_thread_context_in_a_private_channel_is_private(tmp_path, peer):
 )
 async def test_a_reply_never_pings_a_channel(tmp_path, peer, said):
     async with serving(tmp_path, peer, ScriptedBackend(lambda req: said), stream="off") as (
-        rt,
+        probe,
         host,
     ):
         await post_event(url(host), event_payload(message("Maya, announce it", "1700000600.1")))
-        await until(lambda: rt.stats["answered"] >= 1)
+        await until(lambda: probe.stats["answered"] >= 1)
         [post] = peer.of("chat.postMessage")
         sent = post.args.get("text", "") + post.args.get("markdown_text", "")
         for ping in ("<!channel", "<!everyone", "<!here", "<!subteam", "@everyone", "@here"):
@@ -120,10 +120,10 @@ async def test_a_typed_escaped_mass_mention_is_not_revived(tmp_path, peer):
     """A person types `&lt;!channel&gt;` (Slack sends it escaped); the persona repeats it:
     it must go back out as text, not as a real <!channel>."""
     backend = ScriptedBackend(lambda req: "You said: " + req.prompt.split("Sam: ")[-1][:40])
-    async with serving(tmp_path, peer, backend, stream="off") as (rt, host):
+    async with serving(tmp_path, peer, backend, stream="off") as (probe, host):
         typed = message("Maya repeat &lt;!channel&gt; please", "1700000700.1")
         await post_event(url(host), event_payload(typed))
-        await until(lambda: rt.stats["answered"] >= 1)
+        await until(lambda: probe.stats["answered"] >= 1)
         sent = peer.of("chat.postMessage")[0].args.get("markdown_text", "")
         assert "<!channel>" not in sent and "channel" in sent
 
@@ -145,13 +145,13 @@ async def test_a_signed_but_malformed_event_gets_400_not_500(tmp_path, peer, bod
     import aiohttp
     from slack_peer import signed
 
-    async with serving(tmp_path, peer) as (rt, host):
+    async with serving(tmp_path, peer) as (probe, host):
         headers = {"Content-Type": "application/json", **signed(body)}
         async with aiohttp.ClientSession() as s, s.post(url(host), data=body, headers=headers) as r:
             assert r.status == 400
         good = message("Maya, is the cache warm?", "1700000800.1")
         assert await post_event(url(host), event_payload(good)) == 200
-        await until(lambda: rt.stats["answered"] >= 1)
+        await until(lambda: probe.stats["answered"] >= 1)
 
 
 @pytest.mark.parametrize("stream", ["auto", "update", "off"])
@@ -162,13 +162,13 @@ async def test_a_reaction_on_any_chunk_of_a_long_reply_credits_the_persona(tmp_p
     backend = ScriptedBackend(lambda req: long, token_delay_s=0.0005)
     async with serving(
         tmp_path, peer, backend, stream=stream, max_message_chars=1000
-    ) as (rt, host):
+    ) as (probe, host):
         await post_event(url(host), event_payload(message("Maya, tell me all", "1700000900.1")))
-        await until(lambda: rt.stats["answered"] >= 1)
+        await until(lambda: probe.stats["answered"] >= 1)
         posts = peer.of("chat.startStream") + peer.of("chat.postMessage")
         chunks = [p.result["ts"] for p in posts if p.args.get("username") == "Maya"]
         assert len(chunks) >= 2
-        state = rt.router.room("slack:C1").state("maya")
+        state = probe.state("C1", "maya")
         for i, ts in enumerate(chunks[1:], 1):
             react = {
                 "type": "reaction_added", "user": f"U{i + 1}", "reaction": "+1",
@@ -182,31 +182,31 @@ async def test_a_reaction_on_a_reply_counts_after_the_thread_goes_on(tmp_path, p
     """Maya answers in a thread; Sam replies in it (the thread becomes a room, its context
     fetched from Slack, Maya's own post included); then a 👍 on Maya's reply still credits
     her (before: the context copy remapped her post as a person's, "not a persona id")."""
-    async with serving(tmp_path, peer) as (rt, host):
+    async with serving(tmp_path, peer) as (probe, host):
         parent = "1700001000.1"
         await post_event(url(host), event_payload(message("Maya, how do I profile?", parent)))
-        await until(lambda: rt.stats["answered"] >= 1)
+        await until(lambda: probe.stats["answered"] >= 1)
         reply_ts = peer.of("chat.startStream")[0].result["ts"]
         peer.threads[("C1", parent)].insert(
             0, {"ts": parent, "user": "U1", "text": "Maya, how do I profile?"}
         )
         follow = message("thanks, and then?", "1700001000.9", thread_ts=parent)
         await post_event(url(host), event_payload(follow))
-        await until(lambda: rt.stats["answered"] >= 2)
+        await until(lambda: probe.stats["answered"] >= 2)
         react = {
             "type": "reaction_added", "user": "U2", "reaction": "+1",
             "item": {"type": "message", "channel": "C1", "ts": reply_ts}, "event_ts": "1.2",
         }  # fmt: skip
         await post_event(url(host), event_payload(react))
-        state = rt.router.room("slack:C1").state("maya")
+        state = probe.state("C1", "maya")
         await until(lambda: state.reputation.positive_reactions == 1)
 
 
 async def test_ask_names_the_person_and_takes_its_eyes_off(tmp_path, peer):
     peer.users["U1"] = "Sam Rivera"
-    async with serving(tmp_path, peer, thinking_reaction="eyes") as (rt, host):
+    async with serving(tmp_path, peer, thinking_reaction="eyes") as (probe, host):
         await post_command(url(host), peer, "ask maya how do I profile?")
-        await until(lambda: rt.stats["answered"] >= 1)
+        await until(lambda: probe.stats["answered"] >= 1)
         [asked] = [c for c in peer.of("chat.postMessage") if "asked" in c.args.get("text", "")]
         assert asked.args["text"].startswith("Sam Rivera asked Maya")  # not the handle
         ts = asked.result["ts"]
@@ -238,9 +238,9 @@ async def test_a_long_reply_split_inside_a_code_fence_renders_in_each_part(
     backend = ScriptedBackend(lambda req: reply, token_delay_s=0.0005)
     async with serving(
         tmp_path, peer, backend, stream=stream, max_message_chars=1000
-    ) as (rt, host):
+    ) as (probe, host):
         await post_event(url(host), event_payload(message("Maya, the script?", "1700001100.1")))
-        await until(lambda: rt.stats["answered"] >= 1)
+        await until(lambda: probe.stats["answered"] >= 1)
     parts = final_messages(peer)
     assert len(parts) >= 3
     for part in parts:

@@ -42,12 +42,12 @@ async def test_the_right_persona_answers_in_the_thread_under_its_own_name(tmp_pa
         backend,
         personas=personas,
         policy={"cognition": "shared", "reply_max_tokens": 32},
-    ) as (rt, host):
+    ) as (probe, host):
         assert (
             await post_event(f"http://127.0.0.1:{host.port}/slack/events", event_payload(event))
             == 200
         )
-        await until(lambda: rt.stats["answered"] + rt.stats["silent"] >= 1, timeout=240)
+        await until(lambda: probe.stats["answered"] + probe.stats["silent"] >= 1, timeout=240)
         first = peer.of("chat.startStream")[0].args
         assert first["username"] == "Maya"  # systems performance and profiling
         assert first.get("icon_url") is None or first["icon_url"]  # none by default

@@ -1,7 +1,11 @@
 """Test helpers for host authors (and continuum's own tests): a scripted backend, a
 recording host that speaks the real host contract, and envelope helpers.
 
-    from continuum.testing import RecordingHost, ScriptedBackend, text_envelope
+    from continuum.testing import RecordingHost, ScriptedBackend, serve_host, text_envelope
+
+``serve_host`` runs a host inside a live runtime and yields a :class:`HostProbe`, so a
+host's tests assert on outcomes, history, persona state and memory without reaching into
+the runtime's internals.
 
 The scripted backend asserts nothing about models: it answers with what a function
 returns, optionally token by token with latency, and can fail like a dead server.
@@ -9,8 +13,10 @@ returns, optionally token by token with latency, and can fail like a dead server
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -180,3 +186,103 @@ def text_envelope(
         host_message_id=host_message_id,
         **extra,
     )
+
+
+class HostProbe:
+    """What a host's tests may look at in the live runtime behind it, without reaching
+    into its internals: outcomes, a room's history and persona state, memory."""
+
+    def __init__(self, runtime: Any, host: str) -> None:
+        self._rt = runtime
+        self.host_name = host
+
+    @property
+    def host(self) -> HostAdapter:
+        """The host instance the runtime built (its port, its ready event ...)."""
+        return self._rt.host(self.host_name)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Delivered messages by outcome: answered, silent, shed, failed, cancelled,
+        duplicate."""
+        return self._rt.stats
+
+    def outcomes(self) -> list[tuple[str, str | None, str]]:
+        """(message text, outcome, reason) of every message delivered, oldest first."""
+        return [(t.envelope.text, t.outcome, t.reason) for t in self._rt.turns.values()]
+
+    def _room(self, room_id: str) -> Any:
+        return self._rt.router.room(f"{self.host_name}:{room_id}")
+
+    def has_room(self, room_id: str) -> bool:
+        return f"{self.host_name}:{room_id}" in self._rt.router.rooms
+
+    def history(self, room_id: str) -> list[Any]:
+        """The room's history (``RoomMessage``: ``author``, ``text`` ...), oldest first."""
+        return list(self._room(room_id).history) if self.has_room(room_id) else []
+
+    def said_by_people(self, room_id: str) -> list[Any]:
+        return [m for m in self.history(room_id) if m.author.kind == ParticipantKind.PERSON]
+
+    def events(self, room_id: str) -> list[Any]:
+        """The room's coordination stream so far (analysis, silences, posted replies)."""
+        return list(self._room(room_id).events.recent)
+
+    def state(self, room_id: str, persona_id: str) -> Any:
+        """A persona's state in a room (energy, mood, inbox, ``reputation``)."""
+        return self._room(room_id).state(persona_id)
+
+    async def settle(self) -> None:
+        """Wait until memory has consolidated everything said so far."""
+        if self._rt.hippocampus is not None:
+            await self._rt.hippocampus.drain()
+
+    def recall(self, persona_id: str, query: str, k: int = 5) -> list[str]:
+        """What the persona's memory holds for ``query`` (unscoped: for assertions)."""
+        if self._rt.memory is None:
+            return []
+        return [r.text for r in self._rt.memory.recall(persona_id, query, k=k)]
+
+
+@contextlib.asynccontextmanager
+async def serve_host(
+    host: str,
+    settings: dict[str, Any] | None = None,
+    *,
+    data_dir: Any,
+    personas: Sequence[Any] | None = None,
+    backend: Backend | None = None,
+    policy: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    host_classes: dict[str, type[HostAdapter]] | None = None,
+) -> AsyncIterator[HostProbe]:
+    """A live runtime serving ``host`` (its installed plugin, or ``host_classes``) with
+    ``[hosts.<host>]`` = ``settings``, a scripted backend unless one is given, memory in
+    ``data_dir``; yields a :class:`HostProbe`. The host runs as under ``continuum
+    serve`` (its ``run`` in the runtime's task group) and is shut down on exit.
+
+        async with serve_host("slack", {"port": 0}, data_dir=tmp_path) as probe:
+            await probe.host.ready.wait()
+            ...  # drive the platform's far side; assert on probe.history(...)
+    """
+    from continuum.config import parse_config
+    from continuum.runtime import Runtime
+
+    table = {
+        "memory": {"data_dir": str(data_dir)},
+        "policy": policy or {},
+        "hosts": {host: settings or {}},
+        **(config or {}),
+    }
+    runtime = Runtime(
+        parse_config(table),
+        personas=list(personas) if personas is not None else None,
+        backend=backend or ScriptedBackend(lambda request: "Hello."),
+        host_classes=host_classes,
+    )
+    async with runtime, anyio.create_task_group() as tg:
+        tg.start_soon(functools.partial(runtime.serve, handle_signals=False))
+        try:
+            yield HostProbe(runtime, host)
+        finally:
+            runtime.request_shutdown()
