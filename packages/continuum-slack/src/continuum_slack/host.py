@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -61,6 +60,7 @@ from continuum_slack.events import (
     visibility_of_info,
 )
 from continuum_slack.files import FileFetcher
+from continuum_slack.outbox import SlackOutbox
 from continuum_slack.payload import malformed
 from continuum_slack.sink import SlackReplySink
 
@@ -166,8 +166,7 @@ class SlackHost(HostAdapter):
         self._visibility: dict[str, Visibility] = {}  # channel -> as the platform said
         self._thinking: set[tuple[str, str]] = set()  # messages wearing the 👀 now
         self._done_marks = _Seen()  # messages whose turn ended (no 👀 any more)
-        self._last_post: dict[str, float] = {}
-        self._streaming = cfg.stream != "update"
+        self.outbox = SlackOutbox(self.client, cfg)  # what every reply sink shares
         self._listen()
 
     # --- transports ------------------------------------------------------------------------
@@ -183,6 +182,7 @@ class SlackHost(HostAdapter):
         except (OSError, aiohttp.ClientError) as exc:
             raise HostFailed(f"cannot reach Slack's Web API: {exc}") from None
         self.bot_user_id, self.team_id = info.get("user_id"), info.get("team_id")
+        self.outbox.team_id = self.team_id
         if self.config.mode == "socket":
             await self._run_socket_mode()
         else:
@@ -252,7 +252,7 @@ class SlackHost(HostAdapter):
     # --- outbound ---------------------------------------------------------------------------
 
     async def open_reply(self, start: ReplyStart) -> ReplySink:
-        return SlackReplySink(self, start)
+        return SlackReplySink(self.outbox, start)
 
     async def close_stale_replies(self, host_message_ids: Sequence[str]) -> None:
         """Streams a crash left open are stopped with a note (Slack would show them as
@@ -295,28 +295,6 @@ class SlackHost(HostAdapter):
                     timestamp=reply_to.message_id,
                     name=self.config.thinking_reaction,
                 )
-
-    def reply_mode(self) -> str:
-        if self.config.stream == "off":
-            return "off"
-        return "stream" if self._streaming else "update"
-
-    def streaming_unavailable(self) -> None:
-        if self.config.stream == "auto":
-            self._streaming = False
-
-    def recipient(self, start: ReplyStart) -> str | None:
-        """The Slack user a streamed reply is for (Slack wants one for streams in channels):
-        the answered message's author as Slack named them."""
-        who = start.recipient
-        return who.id if who is not None and who.kind == ParticipantKind.PERSON else None
-
-    async def pace(self, channel: str) -> None:
-        """At most one new message per channel per ``post_interval_s``."""
-        wait = self._last_post.get(channel, 0.0) + self.config.post_interval_s - time.monotonic()
-        self._last_post[channel] = time.monotonic() + max(0.0, wait)
-        if wait > 0:
-            await anyio.sleep(wait)
 
     # --- inbound ----------------------------------------------------------------------------
 
@@ -543,7 +521,7 @@ class SlackHost(HostAdapter):
             if target is None or len(args) < 2:
                 return "Usage: /continuum ask <persona> <question>"
             text = " ".join(args[1:])
-            await self.pace(channel)
+            await self.outbox.pace(channel)
             posted = await self.client.chat_postMessage(
                 channel=channel, text=f"{author.name} asked {target.name}: {text}"
             )

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from continuum.hosts.base import ReplySink, ReplyStart, message_cut, open_fence, split_message
 from continuum.markup import neutralize, partial_word_tail
 from continuum_slack.events import message_id
-
-if TYPE_CHECKING:
-    from continuum_slack.host import SlackHost
+from continuum_slack.outbox import SlackOutbox
 
 log = logging.getLogger("continuum.slack")
 
@@ -39,12 +37,12 @@ APPEND_MIN_CHARS = 48
 
 
 class SlackReplySink(ReplySink):
-    def __init__(self, host: SlackHost, start: ReplyStart) -> None:
-        self.host = host
+    def __init__(self, outbox: SlackOutbox, start: ReplyStart) -> None:
+        self.out = outbox
         self.start = start
         self.channel = start.reply_to.channel
         self.thread_ts = start.reply_to.thread or start.reply_to.message_id
-        self.mode = host.reply_mode()
+        self.mode = outbox.reply_mode()
         self.raw = ""  # everything the persona wrote
         self.text = ""  # what of it may go out: neutralised (no mass mentions), so far
         self.sent = 0  # how much of it is on Slack (current message)
@@ -69,7 +67,7 @@ class SlackReplySink(ReplySink):
         self._settle()
         if self.mode == "off":
             return
-        limit = self.host.config.max_message_chars
+        limit = self.out.config.max_message_chars
         if len(self.prefix) + len(self.text) - self.offset > limit:
             await self._roll_over(limit)
         if self.ts is None:
@@ -84,19 +82,19 @@ class SlackReplySink(ReplySink):
                 pending and time.monotonic() - self.last_push >= APPEND_EVERY_S
             )
         return (
-            pending > 0 and time.monotonic() - self.last_push >= self.host.config.update_interval_s
+            pending > 0 and time.monotonic() - self.last_push >= self.out.config.update_interval_s
         )
 
     async def _open(self) -> None:
         chunk = self.prefix + self.text[self.offset :]
         if self.mode == "stream":
             try:
-                r = await self.host.client.chat_startStream(
+                r = await self.out.client.chat_startStream(
                     channel=self.channel,
                     thread_ts=self.thread_ts,
                     markdown_text=chunk,
-                    recipient_user_id=self.host.recipient(self.start),
-                    recipient_team_id=self.host.team_id,
+                    recipient_user_id=self.out.recipient(self.start),
+                    recipient_team_id=self.out.team_id,
                     **self._identity,
                 )
                 self._opened(r["ts"])
@@ -108,10 +106,10 @@ class SlackReplySink(ReplySink):
                 log.info(
                     "no streaming in %s (%s): posting and editing instead", self.channel, error
                 )
-                self.host.streaming_unavailable()
+                self.out.streaming_unavailable()
                 self.mode = "update"
-        await self.host.pace(self.channel)
-        r = await self.host.client.chat_postMessage(
+        await self.out.pace(self.channel)
+        r = await self.out.client.chat_postMessage(
             channel=self.channel,
             thread_ts=self.thread_ts,
             markdown_text=chunk or "…",
@@ -129,11 +127,11 @@ class SlackReplySink(ReplySink):
     async def _push(self) -> None:
         assert self.ts is not None
         if self.mode == "stream":
-            await self.host.client.chat_appendStream(
+            await self.out.client.chat_appendStream(
                 channel=self.channel, ts=self.ts, markdown_text=self.text[self.sent :]
             )
         else:
-            await self.host.client.chat_update(
+            await self.out.client.chat_update(
                 channel=self.channel,
                 ts=self.ts,
                 markdown_text=self.prefix + self.text[self.offset :],
@@ -146,12 +144,12 @@ class SlackReplySink(ReplySink):
             return
         if self.mode == "stream":
             tail = self.text[self.sent :] if final is None else final
-            await self.host.client.chat_stopStream(
+            await self.out.client.chat_stopStream(
                 channel=self.channel, ts=self.ts, markdown_text=tail or None
             )
         elif final is not None or len(self.text) > self.sent:
             text = self.prefix + self.text[self.offset :] if final is None else final
-            await self.host.client.chat_update(channel=self.channel, ts=self.ts, markdown_text=text)
+            await self.out.client.chat_update(channel=self.channel, ts=self.ts, markdown_text=text)
         self.sent = len(self.text)
 
     async def _roll_over(self, limit: int) -> None:
@@ -163,13 +161,13 @@ class SlackReplySink(ReplySink):
         if self.ts is not None:
             if self.mode == "stream":
                 self.sent = min(self.sent, self.offset + len(head))
-                await self.host.client.chat_stopStream(
+                await self.out.client.chat_stopStream(
                     channel=self.channel,
                     ts=self.ts,
                     markdown_text=self.text[self.sent : self.offset + len(head)] + close or None,
                 )
             else:
-                await self.host.client.chat_update(
+                await self.out.client.chat_update(
                     channel=self.channel, ts=self.ts, markdown_text=self.prefix + head + close
                 )
         self.offset += len(head)
@@ -182,14 +180,14 @@ class SlackReplySink(ReplySink):
 
     async def finish(self) -> str | None:
         self._settle(final=True)
-        limit = self.host.config.max_message_chars
+        limit = self.out.config.max_message_chars
         if self.mode == "off" or self.ts is None:
             rest = self.prefix + self.text[self.offset :].strip("\n").rstrip()
             for chunk in split_message(rest, limit):
                 if not chunk:
                     continue
-                await self.host.pace(self.channel)
-                r = await self.host.client.chat_postMessage(
+                await self.out.pace(self.channel)
+                r = await self.out.client.chat_postMessage(
                     channel=self.channel,
                     thread_ts=self.thread_ts,
                     markdown_text=chunk,
