@@ -64,7 +64,9 @@ async def test_one_analysis_silence_for_the_unrelated_and_a_cheap_render(backend
 
 
 async def test_the_analyst_slot_stays_warm_and_mentions_lead(backend, six_personas):
-    policy = RoomPolicy(reply_max_tokens=24, max_persona_turns_per_message=2)
+    # addressed = "shared": the mention leads shared cognition (the default answers Otto
+    # directly, without an analysis)
+    policy = RoomPolicy(reply_max_tokens=24, max_persona_turns_per_message=2, addressed="shared")
     room = Room("sc-lead", six_personas, backend, policy=policy)
     await room.handle(say("How did people keep time before mechanical clocks?", 1))
     replies = await room.handle(say(SECURITY, 2, mentions=("otto",)))
