@@ -446,3 +446,36 @@ async def test_a_buffered_sink_splits_at_the_hosts_limit_and_reports_every_post(
     assert len(posts) > 1 and all(len(p) <= 40 for p in posts)
     assert " ".join(posts).split() == words.split()
     assert reported == [f"p{i + 1}" for i in range(len(posts))]
+
+
+async def test_after_a_link_what_was_said_before_it_is_recalled_and_unlink_undoes_it(
+    tmp_path,
+):
+    """Sam tells Maya something in a DM on alpha, then links alpha and beta: on beta,
+    Maya recalls it for Sam (before: the memory kept the old teller id, and only the
+    new person id was searched); unlinking takes it away again."""
+    seen: list[str] = []
+    backend = ScriptedBackend(lambda req: seen.append(req.prompt) or "Noted.")
+    policy = {"cognition": "direct", "recall_k": 5}
+    async with runtime(tmp_path, backend, policy=policy) as rt:
+
+        async def say(host: str, user: str, text: str) -> str:
+            e = text_envelope(text, host=host, author=user, room_id=f"dm-{user}")
+            await (await rt.deliver(host, e.model_copy(update={"visibility": "dm"}))).wait()
+            await rt.hippocampus.drain()
+            return seen[-1].partition("Things you remember")[2]
+
+        await say("alpha", "u1", "Please remember that my sister Ada lives in Lisbon.")
+        assert "Lisbon" not in await say("beta", "u9", "Where does my sister Ada live?")
+        sam_a = text_envelope("x", host="alpha", author="u1").author
+        sam_b = text_envelope("x", host="beta", author="u9").author
+        code = (await rt.host("alpha").services.submit(
+            CommandEvent(host="alpha", room_id="r", name="link", author=sam_a)
+        )).data["code"]  # fmt: skip
+        linked = await rt.host("beta").services.submit(
+            CommandEvent(host="beta", room_id="r", name="link", args=(code,), author=sam_b)
+        )
+        assert linked.ok
+        assert "Lisbon" in await say("beta", "u9", "Where does my sister Ada live now?")
+        rt.people.unlink("alpha:u1")
+        assert "Lisbon" not in await say("beta", "u9", "And where does my sister Ada live?")

@@ -94,7 +94,8 @@ class PeopleDirectory:
         return (person_id, *(person.host_ids if person else ()))
 
     def name_of(self, person_id: str) -> str | None:
-        person = self._people.get(person_id)
+        """A person's name, by person id or by any host id linked to them."""
+        person = self._people.get(person_id) or self._people.get(self._by_host.get(person_id, ""))
         return person.name if person else None
 
     # --- linking ---------------------------------------------------------------------------

@@ -338,6 +338,7 @@ class Runtime:
                 memory=self.memory,
                 state_store=self.state_store,
                 names=self.people.name_of,
+                identities=self.people.identities,
                 shared_adapters=shared,
                 bridge=self.bridge,
                 pairs=self.pairs,

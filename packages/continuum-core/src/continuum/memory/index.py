@@ -86,8 +86,14 @@ class RecallScope(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     asker: str | None = None
+    # the other ids the asker's words may be stored under (the host ids linked to their
+    # person id: what they said before a link is theirs too)
+    asker_aliases: tuple[str, ...] = ()
     room: str | None = None
     visibility: str = "public"
+
+    def asker_ids(self) -> list[str]:
+        return [i.lower() for i in (self.asker, *self.asker_aliases) if i]
 
 
 class Recalled(BaseModel):
@@ -480,7 +486,8 @@ class MemoryIndex:
         if scope is None:
             return ~m.superseded
         allowed = m.public.copy()
-        for key in (("told_by", (scope.asker or "").lower()), ("room", scope.room or "")):
+        keys = [("told_by", i) for i in scope.asker_ids()] + [("room", scope.room or "")]
+        for key in keys:
             hits = m.by_value.get(key)
             if hits is not None:
                 allowed[hits] = True
@@ -572,9 +579,10 @@ class MemoryIndex:
             if scope is not None and scope.asker:
                 # what the asker told comes first: "my dog" means the asker's, not the
                 # dog of someone else with the same name who mentioned theirs in public
-                own = m.by_value.get(("told_by", scope.asker.lower()))
-                if own is not None:
-                    score = np.where(np.isin(cand, own), score * OWN_BOOST, score)
+                for teller in scope.asker_ids():
+                    own = m.by_value.get(("told_by", teller))
+                    if own is not None:
+                        score = np.where(np.isin(cand, own), score * OWN_BOOST, score)
             order = np.argsort(-score)[:k]
             best = [(float(score[i]), int(cand[i])) for i in order if score[i] > 0]
             if not best:

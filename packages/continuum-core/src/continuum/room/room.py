@@ -94,6 +94,7 @@ class Room:
         embedder: Embedder | None = None,
         gate: RelevanceGate | None = None,
         names: Callable[[str], str | None] | None = None,
+        identities: Callable[[str], Sequence[str]] | None = None,
         shared_adapters: Sequence[AdapterUse] = (),
         bridge: MediaBridge | None = None,
         pairs: PairLog | None = None,
@@ -136,6 +137,8 @@ class Room:
         self.current: Envelope | None = None  # the message that holds the floor
         self.visibility: Visibility = "public"  # as the host says (latest message)
         self.names = names  # person id -> display name (the runtime's people directory)
+        # person id -> every id their words may be stored under (linked host ids)
+        self.identities = identities
         self.turns = TurnRunner(self)
         self.cognition = SharedCognition(self)
         if memory is not None:
@@ -353,7 +356,10 @@ class Room:
         lines = self._recalled.get(key)
         if lines is None:
             asker = message.author.id if message.author.kind == ParticipantKind.PERSON else None
-            scope = RecallScope(asker=asker, room=self.key, visibility=self.visibility)
+            aliases = tuple(self.identities(asker)) if asker and self.identities else ()
+            scope = RecallScope(
+                asker=asker, asker_aliases=aliases, room=self.key, visibility=self.visibility
+            )
             recalled = self.memory.recall(
                 persona.id, message.text, k=self.policy.recall_k, scope=scope
             )
