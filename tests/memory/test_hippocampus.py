@@ -103,7 +103,7 @@ async def test_model_consolidation_maps_to_journal_and_profile(engine):
             host="t",
             room_id="r",
             author=SAM,
-            parts=(TextPart(text="ok bye"),),
+            parts=(TextPart(text="ok bye, talk tomorrow?"),),  # an ack alone gets no reply
             reply_to=ReplyTarget(host="t", channel="r"),
         )
     )
@@ -117,7 +117,7 @@ async def test_model_consolidation_maps_to_journal_and_profile(engine):
             host="t",
             room_id="r",
             author=SAM,
-            parts=(TextPart(text="see you"),),
+            parts=(TextPart(text="see you at the vet?"),),
             reply_to=ReplyTarget(host="t", channel="r"),
         )
     )

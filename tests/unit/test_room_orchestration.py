@@ -137,3 +137,22 @@ async def test_structured_output_tolerates_control_characters_in_strings():
     backend = ScriptedBackend(lambda req: '{"text": "line one\nline two"}')
     r = await complete_structured(backend, CompletionRequest(prompt="x"), Note, Note(text=""))
     assert r.parsed and r.value.text == "line one\nline two"
+
+
+async def test_a_dm_gets_dm_guidance_and_no_reply_to_an_acknowledgement():
+    """A one-persona DM is not a group: its prompt says so, and "ok thanks" is owed no
+    reply (before: the acknowledgement rule lived only in shared cognition)."""
+    backend = ScriptedBackend(lambda req: "You're welcome!")
+    room = Room("dm", [A], backend)
+    dm = envelope("how do I profile this?").model_copy(update={"visibility": "dm"})
+    await room.handle(dm)
+    assert "private conversation with one person" in backend.requests[-1].prompt
+    assert "group conversation" not in backend.requests[-1].prompt
+    for ack in ("ok thanks", "thanks, that's all for today!", "cool"):
+        before = len(backend.requests)
+        again = envelope(ack).model_copy(update={"visibility": "dm"})
+        assert await room.handle(again) == []
+        assert len(backend.requests) == before
+    group = Room("g", [A, B], ScriptedBackend(lambda req: "hi"), policy=DIRECT)
+    await group.handle(envelope("hello both, what now?"))
+    assert "group conversation" in group.backend.requests[-1].prompt

@@ -38,6 +38,8 @@ class TurnContext:
     new_message: RoomMessage
     participants: Sequence[Participant] = ()
     guidance: str = ""  # room/session-stable guidance (INVARIANT)
+    # "dm": one person and this persona (a DM); "group": anything else
+    conversation: str = "group"
     profile_snapshot: str = ""  # condensed persona profile (SEMI_STABLE)
     retrieval: Sequence[str] = ()  # recalled memories for this message (VOLATILE)
     count_tokens: TokenCounter = approx_token_count
@@ -191,10 +193,18 @@ class GuidanceSource:
     budget: int | None = 512
 
     def sections(self, ctx: TurnContext) -> list[Section]:
-        base = (
-            f"You are in a group conversation. Messages from others start with their name. "
-            f"Reply as {ctx.persona.name} only, in a few sentences, without a name prefix."
-        )
+        if ctx.conversation == "dm":
+            base = (
+                "You are in a private conversation with one person; their messages start "
+                f"with their name. Reply as {ctx.persona.name} only, in a few sentences, "
+                "without a name prefix."
+            )
+        else:
+            base = (
+                "You are in a group conversation. Messages from others start with their "
+                f"name. Reply as {ctx.persona.name} only, in a few sentences, without a "
+                "name prefix."
+            )
         text = f"{base}\n{ctx.guidance.strip()}" if ctx.guidance else base
         return [text_section(self, text)]
 

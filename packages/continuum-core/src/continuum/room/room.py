@@ -22,7 +22,7 @@ from typing import Any
 
 from continuum.backends.base import AdapterUse, Backend, InferenceMetrics, SlotKey
 from continuum.backends.scheduler import InferenceScheduler
-from continuum.cognition.gate import RelevanceGate
+from continuum.cognition.gate import RelevanceGate, needs_answer
 from continuum.cognition.shared import SharedCognition
 from continuum.cognition.state import InboxItem, PersonaState, PersonaStateStore
 from continuum.compose import ComposedPrompt
@@ -395,6 +395,7 @@ class Room:
             new_message=new_message,
             participants=tuple(self.participants.values()),
             guidance=self.guidance,
+            conversation="dm" if self.visibility == "dm" and len(self.personas) == 1 else "group",
             profile_snapshot=profile,
             retrieval=self.recall(persona, new_message),
             count_tokens=self._count,
@@ -576,6 +577,11 @@ class Room:
             return out + await self._direct(envelope, candidates, on_reply, replies)
         if self.policy.cognition == "shared" and len(self.personas) > 1:
             return await self.cognition.respond(envelope, message, candidates, on_reply, replies)
+        if not needs_answer(message.text):  # "ok thanks": owed no reply, as in shared rooms
+            for persona in candidates:
+                self._silent(persona.id, "no reply needed (an acknowledgement)")
+                self.finish_item(persona.id, envelope.id, "silent: acknowledgement")
+            return []
         return await self._direct(envelope, candidates, on_reply, replies)
 
     async def _direct(
