@@ -90,6 +90,8 @@ class RuntimeConfig(_Section):
     max_in_flight: int = Field(default=256, ge=1)  # messages being answered at once
     # after a crash, messages that arrived at most this long ago are answered again
     replay_within_s: float = Field(default=300.0, ge=0)
+    # host processes (an editor's language server) attach over <data dir>/runtime.sock
+    attach: bool = True
 
 
 class PersonConfig(_Section):

@@ -57,6 +57,7 @@ from continuum.hosts.base import (
     HostAdapter,
     HostCapabilities,
     HostEvent,
+    HostServices,
     MembershipEvent,
     MessageEvent,
     Outcome,
@@ -396,6 +397,10 @@ class Runtime:
                     self.config.source or "continuum.toml", field, exc.message
                 ) from exc
 
+    def services_for(self, host: str) -> HostServices:
+        """The services a host named ``host`` gets (built-in or attached)."""
+        return _Services(self, host)
+
     def policy_for(self, room_key: str) -> RoomPolicy:
         """The policy of a room (``<host>:<room id>``): see ``ContinuumConfig.policy_for``."""
         host = room_key.split(":", 1)[0]
@@ -509,10 +514,15 @@ class Runtime:
                     if running[0] == 0:
                         self._stop.set()
 
-            for name, host in self.hosts.items():
+            for name, host in list(self.hosts.items()):
                 tg.start_soon(run_host, name, host)
             if not self.hosts:
                 self._stop.set()
+            if self.config.runtime.attach and self.memory is not None:
+                from continuum.attach import AttachServer, socket_path
+
+                # host processes (an editor) join this runtime: same memory, same model
+                await tg.start(AttachServer(self, socket_path(self.data_dir)).serve)
             await self._stop.wait()
             self.accepting = False
             tg.cancel_scope.cancel()
@@ -565,7 +575,7 @@ class Runtime:
                     await turn.wait()
         if self.hippocampus is not None:
             self.hippocampus.consolidate_reduced()
-        for name, host in self.hosts.items():
+        for name, host in list(self.hosts.items()):
             with anyio.move_on_after(5, shield=True):
                 try:
                     await host.aclose()
