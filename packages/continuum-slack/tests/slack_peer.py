@@ -49,6 +49,7 @@ class SlackPeer:
         self.acks: list[str] = []  # Socket Mode acks (envelope ids)
         self.files: dict[str, tuple[bytes, str]] = {}  # id -> (content, mimetype)
         self.file_gets: list[tuple[str, str | None]] = []  # (file id, token)
+        self.uploads: dict[str, bytes] = {}  # file id -> bytes a persona sent
         self._ts = itertools.count(1)
         self._socket: web.WebSocketResponse | None = None
         self._socket_ready = asyncio.Event()
@@ -64,6 +65,7 @@ class SlackPeer:
         app.router.add_get("/socket", self._websocket)
         app.router.add_post("/response/{id}", self._response_url)
         app.router.add_get("/files/{id}", self._file)
+        app.router.add_post("/upload/{id}", self._upload)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -121,6 +123,11 @@ class SlackPeer:
         data, mime = self.files[file_id]
         return web.Response(body=data, content_type=mime)
 
+    async def _upload(self, request: web.Request) -> web.Response:
+        """files upload v2, step 2: the bytes, POSTed to the URL step 1 gave."""
+        self.uploads[request.match_info["id"]] = await request.read()
+        return web.Response(text="OK")
+
     def share(self, file_id: str, name: str, data: bytes, mime: str) -> dict[str, Any]:
         """Put a file on the peer; returns the file object an event carries."""
         self.files[file_id] = (data, mime)
@@ -169,6 +176,13 @@ class SlackPeer:
             return {**ok, "channel": args.get("channel"), "ts": ts}
         if method in ("chat.update", "chat.appendStream", "chat.stopStream"):
             return {**ok, "channel": args.get("channel"), "ts": args.get("ts")}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{len(self.uploads) + 100}"
+            return {**ok, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = args.get("files")
+            files = json.loads(files) if isinstance(files, str) else files
+            return {**ok, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
         if method == "conversations.info":
             cid = args.get("channel", "")
             if cid in self.channels:

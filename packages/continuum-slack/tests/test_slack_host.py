@@ -439,3 +439,28 @@ async def test_an_unknown_reaction_or_message_id_is_ignored(tmp_path, peer):
         assert await post_event(url(host), event_payload(gone)) == 200
         await post_event(url(host), event_payload(message("How do I profile?")))
         await until(lambda: probe.stats["answered"] >= 1)
+
+
+async def test_a_persona_reply_can_carry_a_file(tmp_path, peer):
+    """ReplySink.attach on a host with capabilities.attachments: files upload v2 into the
+    reply's thread (getUploadURLExternal, the bytes, completeUploadExternal)."""
+    from continuum.envelope import ImagePart, ReplyTarget
+    from continuum.hosts.base import ReplyStart
+
+    async with serving(tmp_path, peer) as (probe, host):
+        assert host.capabilities.attachments
+        start = ReplyStart(
+            persona_id="maya", persona_name="Maya", reply_id="r1", in_reply_to="m1",
+            room_key="slack:C1",
+            reply_to=ReplyTarget(host="slack", channel="C1", thread="1700000000.000001"),
+        )  # fmt: skip
+        sink = await host.open_reply(start)
+        await sink.write("Here is the chart.")
+        await sink.attach(ImagePart(data=b"\x89PNG fake", mime="image/png"), "chart.png")
+        await sink.finish()
+    [complete] = peer.of("files.completeUploadExternal")
+    assert complete.args["channel_id"] == "C1"
+    assert complete.args["thread_ts"] == "1700000000.000001"
+    assert list(peer.uploads.values()) == [b"\x89PNG fake"]
+    [asked] = peer.of("files.getUploadURLExternal")
+    assert asked.args["filename"] == "chart.png"

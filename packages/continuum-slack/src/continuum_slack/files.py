@@ -3,16 +3,13 @@ host (a forged ``url_private`` never makes continuum fetch from elsewhere), size
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from continuum.envelope import AudioPart, ImagePart
+from continuum.media.fetch import MediaFetcher
 
-log = logging.getLogger("continuum.slack.files")
 SLACK_FILE_HOSTS = frozenset({"files.slack.com", "files-edu.slack.com", "files-gov.slack.com"})
 
 
@@ -26,17 +23,20 @@ def media_kind(f: dict[str, Any]) -> str | None:
 
 
 class FileFetcher:
+    """Slack's files through the core's MediaFetcher: the bot token, Slack's file hosts."""
+
     def __init__(self, token: str, api_url: str | None, max_bytes: int) -> None:
-        self.token = token
-        self.max_bytes = max_bytes
-        self.hosts = set(SLACK_FILE_HOSTS)
-        if api_url:  # a self-hosted / test Slack serves its files where its API is
-            self.hosts.add(urlsplit(api_url).netloc)
+        local = {urlsplit(api_url).netloc} if api_url else set()
+        # a self-hosted / test Slack serves its files where its API is
+        self.fetcher = MediaFetcher(
+            SLACK_FILE_HOSTS | local,
+            max_bytes,
+            headers={"Authorization": f"Bearer {token}"},
+            plain_http_hosts=local,
+        )
 
     def allowed(self, url: str) -> bool:
-        parts = urlsplit(url)
-        local = parts.scheme == "http" and parts.netloc in self.hosts - SLACK_FILE_HOSTS
-        return (parts.scheme == "https" or local) and parts.netloc in self.hosts
+        return self.fetcher.allowed(url)
 
     async def fetch(self, files: Sequence[dict[str, Any]] | None) -> tuple[list, list[dict]]:
         """(media parts, files left as notes)."""
@@ -45,38 +45,12 @@ class FileFetcher:
         for f in files or ():
             kind = media_kind(f)
             url = f.get("url_private_download") or f.get("url_private") or ""
-            size = int(f.get("size") or 0)
-            if kind is None or not url or not self.allowed(url) or size > self.max_bytes:
-                if kind is not None and url and not self.allowed(url):
-                    log.warning("not fetching %s: not on Slack's file host", f.get("id"))
+            part = None
+            if kind is not None and url:
+                mime = str(f.get("mimetype") or ("audio/wav" if kind == "audio" else "image/png"))
+                part = await self.fetcher.part(url, kind, mime, int(f.get("size") or 0))
+            if part is None:
                 left.append(f)
-                continue
-            data = await self._get(url)
-            if data is None:
-                left.append(f)
-                continue
-            mime = str(f.get("mimetype") or ("audio/wav" if kind == "audio" else "image/png"))
-            part = AudioPart if kind == "audio" else ImagePart
-            parts.append(part(data=data, mime=mime))
+            else:
+                parts.append(part)
         return parts, left
-
-    async def _get(self, url: str) -> bytes | None:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        try:
-            async with (
-                httpx.AsyncClient(timeout=30.0, follow_redirects=False) as client,
-                client.stream("GET", url, headers=headers) as response,
-            ):
-                if response.status_code != 200:
-                    log.warning("fetching a shared file failed: HTTP %s", response.status_code)
-                    return None
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data += chunk
-                    if len(data) > self.max_bytes:
-                        log.warning("a shared file is over the size cap; announced by name")
-                        return None
-                return bytes(data)
-        except httpx.HTTPError as exc:
-            log.warning("fetching a shared file failed: %s", exc)
-            return None

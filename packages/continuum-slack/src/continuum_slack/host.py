@@ -128,6 +128,7 @@ class SlackHost(HostAdapter):
         streaming=True,
         max_message_chars=3900,
         markup="slack_mrkdwn",
+        attachments=True,
     )
     config_model: ClassVar[type[HostConfig]] = SlackConfig
     config: SlackConfig

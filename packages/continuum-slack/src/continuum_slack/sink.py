@@ -16,6 +16,8 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from continuum.envelope import AudioPart, ImagePart
+from continuum.errors import ContinuumError
 from continuum.hosts.base import ReplySink, ReplyStart, message_cut, open_fence, split_message
 from continuum.markup import neutralize, partial_word_tail
 from continuum_slack.events import message_id
@@ -198,6 +200,19 @@ class SlackReplySink(ReplySink):
         else:
             await self._close_current()
         return message_id(self.channel, self.first_ts) if self.first_ts else None
+
+    async def attach(self, part: AudioPart | ImagePart, name: str = "") -> None:
+        """The file goes into the reply's thread (files upload v2: files:write)."""
+        if not part.data:
+            raise ContinuumError("an attachment needs its bytes")
+        ext = (part.mime or "").split("/")[-1].split(";")[0] or "bin"
+        await self.out.client.files_upload_v2(
+            channel=self.channel,
+            thread_ts=self.thread_ts,
+            content=part.data,
+            filename=name or f"{self.start.persona_id}.{ext}",
+            title=name or f"from {self.start.persona_name}",
+        )
 
     async def abort(self, reason: str) -> None:
         self._settle(final=True)

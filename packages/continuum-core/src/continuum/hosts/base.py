@@ -23,8 +23,15 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol, runtime_checkabl
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from continuum.envelope import Envelope, Participant, PersonaReply, ReplyTarget
-from continuum.errors import ConfigError
+from continuum.envelope import (
+    AudioPart,
+    Envelope,
+    ImagePart,
+    Participant,
+    PersonaReply,
+    ReplyTarget,
+)
+from continuum.errors import ConfigError, ContinuumError
 
 Markup = Literal["plain", "markdown", "slack_mrkdwn", "discord_markdown", "html"]
 
@@ -44,6 +51,7 @@ class HostCapabilities(BaseModel):
     audio_out: bool = False
     max_message_chars: int | None = Field(default=None, gt=0)
     markup: Markup = "plain"
+    attachments: bool = False  # a reply can carry a file (ReplySink.attach)
 
 
 class HostConfig(BaseModel):
@@ -110,6 +118,11 @@ class ReplySink(ABC):
     def watch_posts(self, callback: Callable[[str], None]) -> None:
         """The core's: called with every id :meth:`posted` reports."""
         self._on_posted = callback
+
+    async def attach(self, part: AudioPart | ImagePart, name: str = "") -> None:
+        """Send a file with this reply (an image, a voice clip), where the host has
+        ``capabilities.attachments``. The default refuses."""
+        raise ContinuumError("this host cannot send attachments")
 
     @abstractmethod
     async def write(self, delta: str) -> None: ...
