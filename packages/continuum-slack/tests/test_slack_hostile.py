@@ -250,3 +250,17 @@ async def test_a_long_reply_split_inside_a_code_fence_renders_in_each_part(
     shown = "".join(parts)
     for i in range(80):
         assert f"    value_{i} = compute({i})  # step {i}" in shown  # code kept, indented
+
+
+async def test_a_redelivered_event_after_a_restart_is_answered_once(tmp_path, peer):
+    """Slack retries an event the old process acked late; the new process has no memory of
+    it in RAM, but the message map on disk does (before: answered twice)."""
+    event = message("Maya, how do I profile?", "1700001200.1")
+    async with serving(tmp_path, peer) as (probe, host):
+        await post_event(url(host), event_payload(event, event_id="Ev-retry"))
+        await until(lambda: probe.stats["answered"] >= 1)
+    async with serving(tmp_path, peer) as (probe, host):  # a restart: same data dir
+        await post_event(url(host), event_payload(event, event_id="Ev-retry"))
+        await until(lambda: probe.stats["duplicate"] >= 1)
+        assert probe.stats["answered"] == 0
+    assert len(peer.of("chat.startStream")) == 1
