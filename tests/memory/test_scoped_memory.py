@@ -58,6 +58,8 @@ async def say(rt: Runtime, host: str, user: str, room: str, visibility: str, tex
     turn = await rt.deliver(host, e)
     replies = await turn.wait()
     await rt.hippocampus.drain()
+    if not replies:  # an acknowledgement ("lol ok") is owed no reply
+        return ()
     events = rt.router.room(f"{host}:{room}").events.recent
     posted = [
         e for e in events if isinstance(e, ReplyPosted) and e.message.id == replies[0].message.id
