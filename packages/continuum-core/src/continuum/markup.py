@@ -36,7 +36,7 @@ def break_mass_words(text: str) -> str:
 def neutralize(text: str, dialect: str) -> str:
     """A persona's text, safe to post in ``dialect`` (a :data:`~continuum.hosts.base.Markup`
     value): no mass mention, no role or user ping."""
-    if dialect == "slack_mrkdwn":
+    if dialect in ("slack_mrkdwn", "slack_markdown"):
         return break_mass_words(escape_slack(text))
     if dialect == "discord_markdown":
         text = _DISCORD_PINGS.sub(lambda m: "<@" + WORD_JOINER + m.group(1) + ">", text)
@@ -112,6 +112,8 @@ def render(text: str, dialect: str) -> str:
     (the markers dropped, links as "text (url)"). Pure and whole-text: a host that
     streams by editing renders the whole reply so far at each edit, so what it shows while
     streaming and at the end is rendered the same way."""
+    if dialect == "slack_markdown":  # Slack's markdown_text: Markdown as written, escaped
+        return neutralize(text, dialect)
     if dialect == "slack_mrkdwn":  # escaped first: only the links it makes are markup
         mrkdwn = _outside_code(
             text,

@@ -33,7 +33,7 @@ from continuum.envelope import (
 )
 from continuum.errors import ConfigError, ContinuumError
 
-Markup = Literal["plain", "markdown", "slack_mrkdwn", "discord_markdown", "html"]
+Markup = Literal["plain", "markdown", "slack_mrkdwn", "slack_markdown", "discord_markdown", "html"]
 
 
 class HostCapabilities(BaseModel):
