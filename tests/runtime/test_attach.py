@@ -90,7 +90,7 @@ async def test_a_second_host_of_the_same_name_is_refused(tmp_path):
 
 
 async def test_run_host_attaches_when_a_runtime_serves_and_runs_its_own_otherwise(tmp_path):
-    from continuum.attach import run_host
+    from continuum.host_process import run_host
 
     config = parse_config({"memory": {"data_dir": str(tmp_path)}, "personas": {"only": ["maya"]}})
     started: list[tuple[str, bool]] = []

@@ -17,20 +17,25 @@ from continuum.errors import ContinuumError, DataDirInUse
 from continuum.memory.atomic import private_dir
 
 
+def _acquire(root: Path, refused: str) -> FileLock:
+    lock = FileLock(str(root / ".runtime.lock"), mode=0o600)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        raise DataDirInUse(refused) from exc
+    return lock
+
+
 def lock_data_dir(root: Path) -> FileLock:
     """Take the data dir's lock for a runtime (held until released)."""
     if root.exists() and not root.is_dir():
         raise ContinuumError(f"the data dir {root} is a file, not a directory")
     private_dir(root)
-    lock = FileLock(str(root / ".runtime.lock"), mode=0o600)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout as exc:
-        raise DataDirInUse(
-            f"another continuum process is using {root} (its persona state would be "
-            "overwritten); stop it, or give this one its own data dir"
-        ) from exc
-    return lock
+    return _acquire(
+        root,
+        f"another continuum process is using {root} (its persona state would be "
+        "overwritten); stop it, or give this one its own data dir",
+    )
 
 
 @contextmanager
@@ -40,14 +45,11 @@ def exclusive_data_dir(root: Path, what: str) -> Iterator[None]:
     if not root.exists():
         yield
         return
-    lock = FileLock(str(root / ".runtime.lock"), mode=0o600)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout as exc:
-        raise DataDirInUse(
-            f"{what}: a running continuum (serve or room) is using {root}; stop it first, "
-            "then run this again (the runtime keeps this data in memory)"
-        ) from exc
+    lock = _acquire(
+        root,
+        f"{what}: a running continuum (serve or room) is using {root}; stop it first, "
+        "then run this again (the runtime keeps this data in memory)",
+    )
     try:
         yield
     finally:

@@ -57,9 +57,7 @@ def partial_word_tail(text: str) -> int:
 
 # --- the model writes Markdown; each host gets its dialect ---------------------------------
 
-_FENCED = re.compile(
-    r"^([ \t]*)(```|~~~)([^\n]*)\n(.*?)^[ \t]*\2[ \t]*$", re.MULTILINE | re.DOTALL
-)
+_FENCED = re.compile(r"^([ \t]*)(```|~~~)([^\n]*)\n(.*?)^[ \t]*\2[ \t]*$", re.MULTILINE | re.DOTALL)
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
 _BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
 _ITALIC = re.compile(
@@ -156,9 +154,7 @@ def _to_html(text: str) -> str:
 
     def prose(part: str) -> str:
         part = html.escape(part, quote=False)
-        part = _LINK.sub(
-            lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', part
-        )
+        part = _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', part)
         part = _HEADING.sub(lambda m: f"<strong>{m.group(1)}</strong>", part)
         part = _BOLD.sub(lambda m: f"<strong>{m.group(1) or m.group(2)}</strong>", part)
         part = _ITALIC.sub(lambda m: f"<em>{m.group(1) or m.group(2)}</em>", part)
