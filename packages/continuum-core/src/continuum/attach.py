@@ -156,6 +156,10 @@ class AttachServer:
         old = os.umask(0o177)
         try:
             listener = await anyio.create_unix_listener(self.path)
+        except OSError as exc:  # a data dir path too long for a socket, a read-only dir
+            log.warning("host processes cannot attach (%s): %s", self.path, exc)
+            task_status.started()
+            return
         finally:
             os.umask(old)
         self.path.chmod(0o600)
