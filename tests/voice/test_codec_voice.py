@@ -118,3 +118,44 @@ def test_the_codec_engine_names_its_missing_models(monkeypatch):
     monkeypatch.delenv("CONTINUUM_CODEC_TTS_BACKBONE", raising=False)
     with pytest.raises(ContinuumError, match="CONTINUUM_CODEC_TTS_BACKBONE"):
         tts_engine("codec")
+
+
+async def test_a_voice_adapter_for_the_tts_backbone_loads_through_a_runtime(voice_models, tmp_path):
+    """Voice adapters are made for the TTS backbone, not the text model: a runtime (which
+    checks skills against its text model) resolves the persona instead of raising, and
+    text turns run without the voice adapter (before: `Runtime()` raised GenomeError)."""
+    from types import SimpleNamespace
+
+    from continuum.config import parse_config
+    from continuum.models import default_model_path
+    from continuum.runtime import Runtime
+
+    data = tmp_path / "data"
+    GenomeRegistry(data, voice_model=voice_models["backbone"]).add(
+        "maya", "alto", voice_models["alto"], kind="voice", license="CC0"
+    )
+
+    class TextModel(ScriptedBackend):  # a backend that says which text model it serves
+        model = SimpleNamespace(path=default_model_path())
+
+    maya = Persona(
+        id="maya", name="Maya", identity="A performance engineer.",
+        voice=VoiceSpec(engine="codec", adapter="alto"),
+    )  # fmt: skip
+    config = parse_config({"memory": {"data_dir": str(data)}, "policy": {"cognition": "direct"}})
+    backend = TextModel(lambda req: "Hello.")
+    runtime = Runtime(config, personas=[maya], backend=backend)
+    try:
+        [resolved] = runtime.personas
+        [use] = voice_adapters(resolved)
+        assert use.id == "alto" and use.path
+        room = runtime.router.room("t:r")
+        assert room.adapters_for(room.personas["maya"]) == ()  # no voice on text turns
+    finally:
+        runtime._close_stores()
+    # the same adapter checked against a backbone it was not made for is refused
+    other = make_backbone(tmp_path / "other.gguf", seed=9)
+    from continuum.genome import GenomeError
+
+    with pytest.raises(GenomeError, match="voice adapter 'alto' was made for"):
+        resolve_persona(maya, GenomeRegistry(data, voice_model=other))

@@ -119,11 +119,24 @@ def inspect_lora(path: Path, base_model: Path) -> dict:
 
 
 class GenomeRegistry:
-    def __init__(self, data_dir: Path, base_model: Path | None = None) -> None:
+    """Adapters per owner, each checked against the base model of its kind: skill
+    adapters against the text model (``base_model``), voice adapters against the TTS
+    backbone (``voice_model``). A runtime that does not know a kind's base (a voice
+    backbone is the TTS engine's) does not judge that kind: the engine that loads the
+    adapter onto its model does (llama.cpp refuses an adapter for another model)."""
+
+    def __init__(
+        self, data_dir: Path, base_model: Path | None = None, voice_model: Path | None = None
+    ) -> None:
         self.dir = private_dir(Path(data_dir) / "genome")
         self.path = self.dir / "registry.json"
         self.base_model = Path(base_model) if base_model else None
+        self.voice_model = Path(voice_model) if voice_model else None
         self._data = self._load()
+
+    def base_for(self, kind: str) -> Path | None:
+        """The model adapters of ``kind`` are made for, as far as this registry knows."""
+        return self.voice_model if kind == "voice" else self.base_model
 
     def _load(self) -> _Registry:
         if not self.path.exists():
@@ -136,13 +149,14 @@ class GenomeRegistry:
     def _save(self) -> None:
         atomic_write_bytes(self.path, self._data.model_dump_json(indent=1).encode())
 
-    def base_sha256(self) -> str:
-        if self.base_model is None:
+    def base_sha256(self, model: Path | None = None) -> str:
+        model = model or self.base_model
+        if model is None:
             raise GenomeError("no base model: the genome needs the model its adapters are for")
-        st = self.base_model.stat()
-        key = f"{self.base_model.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        st = model.stat()
+        key = f"{model.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         if key not in self._data.model_hashes:
-            self._data.model_hashes[key] = _sha256(self.base_model)
+            self._data.model_hashes[key] = _sha256(model)
             self._save()
         return self._data.model_hashes[key]
 
@@ -166,9 +180,10 @@ class GenomeRegistry:
                 "starting with a letter or digit"
             )
         source = Path(source)
-        if self.base_model is None:
+        base = self.base_for(kind) or self.base_model  # a voice: its backbone when known
+        if base is None:
             raise GenomeError("no base model: the genome needs the model its adapters are for")
-        facts = inspect_lora(source, self.base_model)
+        facts = inspect_lora(source, base)
         target = inside(self.dir, private_dir(self.dir / owner) / f"{adapter_id}.gguf")
         if self.get(owner, adapter_id) is not None:
             raise GenomeError(f"{owner} already has an adapter {adapter_id!r}; remove it first")
@@ -183,8 +198,8 @@ class GenomeRegistry:
             file=str(target.relative_to(self.dir)),
             sha256=_sha256(target),
             size=target.stat().st_size,
-            base_model=self.base_model.name,
-            base_model_sha256=self.base_sha256(),
+            base_model=base.name,
+            base_model_sha256=self.base_sha256(base),
             provenance=provenance or f"added from {source}",
             license=license,
             people=tuple(sorted({p.lower() for p in people})),
@@ -224,11 +239,12 @@ class GenomeRegistry:
     def checked(self, record: AdapterRecord) -> AdapterRecord:
         """The record, if its file is intact and it was made for this runtime's model (when
         the runtime knows its model file: a server backend's is the server's business)."""
-        if self.base_model is not None and record.base_model_sha256 != self.base_sha256():
+        base = self.base_for(record.kind)
+        if base is not None and record.base_model_sha256 != self.base_sha256(base):
             raise GenomeError(
-                f"adapter {record.id!r} was made for {record.base_model} "
-                f"({record.base_model_sha256[:12]}); this runtime's base model is "
-                f"{self.base_model.name if self.base_model else '?'}"
+                f"{record.kind} adapter {record.id!r} was made for {record.base_model} "
+                f"({record.base_model_sha256[:12]}); this runtime's "
+                f"{'voice backbone' if record.kind == 'voice' else 'base model'} is {base.name}"
             )
         if not (self.dir / record.file).is_file():
             raise GenomeError(f"adapter {record.id!r}: {self.dir / record.file} is missing")
