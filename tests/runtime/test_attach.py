@@ -20,6 +20,12 @@ pytestmark = pytest.mark.anyio
 MAYA = Persona(id="maya", name="Maya", identity="A performance engineer.")
 
 
+async def until_serving(data_dir, timeout: float = 10) -> None:
+    with anyio.fail_after(timeout):
+        while not await runtime_is_serving(data_dir):
+            await anyio.sleep(0.02)
+
+
 class Alpha(RecordingHost):
     name = "alpha"
 
@@ -42,9 +48,7 @@ async def test_an_attached_host_shares_the_served_runtimes_memory(tmp_path):
     rt = Runtime(config, personas=[MAYA], backend=backend, host_classes={"alpha": Alpha})
     async with rt, anyio.create_task_group() as tg:
         tg.start_soon(lambda: rt.serve(handle_signals=False))
-        with anyio.fail_after(10):
-            while not await runtime_is_serving(tmp_path):
-                await anyio.sleep(0.02)
+        await until_serving(tmp_path)
         assert stat.S_IMODE(socket_path(tmp_path).stat().st_mode) == 0o600
         told = text_envelope("Please remember that my sister Ada lives in Lisbon.",
                              host="alpha", author="u1")  # fmt: skip
@@ -80,9 +84,7 @@ async def test_a_second_host_of_the_same_name_is_refused(tmp_path):
     rt = Runtime(config, personas=[MAYA], backend=backend, host_classes={"alpha": Alpha})
     async with rt, anyio.create_task_group() as tg:
         tg.start_soon(lambda: rt.serve(handle_signals=False))
-        with anyio.fail_after(10):
-            while not await runtime_is_serving(tmp_path):
-                await anyio.sleep(0.02)
+        await until_serving(tmp_path)
         with pytest.raises(ContinuumError, match="already running"):
             async with attached(tmp_path, Alpha):
                 pass
@@ -100,9 +102,7 @@ async def test_run_host_attaches_when_a_runtime_serves_and_runs_its_own_otherwis
             Editor, config=config, backend=backend,
             ready=lambda h, a: started.append((h.name, a)),
         ))  # fmt: skip
-        with anyio.fail_after(20):  # nothing to attach to: its own runtime, which serves
-            while not await runtime_is_serving(tmp_path):
-                await anyio.sleep(0.05)
+        await until_serving(tmp_path, timeout=20)  # nothing to attach to: its own runtime
         tg.start_soon(lambda: run_host(
             Alpha, config=config, ready=lambda h, a: started.append((h.name, a)),
         ))  # fmt: skip
