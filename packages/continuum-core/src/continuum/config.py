@@ -85,6 +85,21 @@ class MediaConfig(_Section):
     describer_template: str | None = None
 
 
+class VoiceConfig(_Section):
+    """Voice rooms (hosts with audio: LiveKit, Discord voice): see continuum.voice."""
+
+    # end of turn: "auto" (Smart Turn where its model is installed, else the transcript
+    # rule), "smart-turn", "transcript", or a turn-detector plugin's name
+    turn_detector: str = "auto"
+    # silence that ends a turn the detector reads as finished / any turn
+    short_tail_ms: int = Field(default=640, ge=64, le=5000)
+    long_tail_ms: int = Field(default=960, ge=64, le=10000)
+    finished_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # personas that may answer one utterance in a voice room (they speak one at a time)
+    max_speakers: int = Field(default=2, ge=1)
+    lead_ms: int = Field(default=100, ge=20, le=2000)  # audio written ahead of playback
+
+
 class RuntimeConfig(_Section):
     shutdown_grace_s: float = Field(default=10.0, ge=0)  # in-flight replies may finish
     max_in_flight: int = Field(default=256, ge=1)  # messages being answered at once
@@ -117,6 +132,7 @@ class ContinuumConfig(_Section):
     policy: RoomPolicy = RoomPolicy()
     runtime: RuntimeConfig = RuntimeConfig()
     media: MediaConfig = MediaConfig()
+    voice: VoiceConfig = VoiceConfig()
     people: tuple[PersonConfig, ...] = ()
     hosts: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # [policies.<host>] or [policies."<host>:<room id>"]: [policy] fields for that host's

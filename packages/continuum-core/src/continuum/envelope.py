@@ -135,6 +135,9 @@ class RoomMessage(BaseModel):
     # what the media bridge made of them, and ``media`` which path ran (continuum.media)
     parts: tuple[AudioPart | ImagePart, ...] = ()
     media: Literal["direct", "stt", "describe", "told"] | None = None
+    # a reply cut off midway (a barge-in, a cancelled turn): ``text`` is only what people
+    # got of it (the words played, the text shown)
+    interrupted: bool = False
 
     def rendered_for_author(self) -> str:
         return self.raw_text if self.raw_text is not None else self.text

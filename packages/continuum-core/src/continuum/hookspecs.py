@@ -14,12 +14,14 @@ if TYPE_CHECKING:
     from continuum.backends.base import Backend
     from continuum.hosts.base import HostAdapter
     from continuum.voice.tts import TTSEngine
+    from continuum.voice.turn_detect import TurnDetector
 
 hookspec = pluggy.HookspecMarker("continuum")
 hookimpl = pluggy.HookimplMarker("continuum")
 
 BackendFactory = Callable[..., "Backend"]
 TTSFactory = Callable[[], "TTSEngine"]
+TurnDetectorFactory = Callable[[], "TurnDetector"]
 
 
 @hookspec
@@ -41,3 +43,9 @@ def register_commands(subcommands: argparse._SubParsersAction) -> None:
 def register_tts(register: Callable[[str, TTSFactory], None]) -> None:
     """Register text-to-speech engines by name (``espeak-ng``, ``piper``, ...); a persona's
     ``[voice] engine`` picks one."""
+
+
+@hookspec
+def register_turn_detectors(register: Callable[[str, TurnDetectorFactory], None]) -> None:
+    """Register end-of-turn detectors by name (``smart-turn``, ``transcript``, ...); the
+    ``[voice] turn_detector`` setting picks one."""

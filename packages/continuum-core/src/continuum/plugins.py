@@ -17,6 +17,7 @@ from continuum.hosts.base import HostAdapter
 
 if TYPE_CHECKING:
     from continuum.voice.tts import TTSEngine
+    from continuum.voice.turn_detect import TurnDetector
 
 ENTRY_POINT_GROUP = "continuum"
 
@@ -77,6 +78,19 @@ def tts_engine(name: str) -> TTSEngine:
             f"no TTS engine named {name!r} (installed: {', '.join(sorted(engines)) or 'none'})"
         )
     return engines[name]()
+
+
+def turn_detectors() -> dict[str, Callable[[], object]]:
+    return _factories("register_turn_detectors", "turn detector")
+
+
+def turn_detector(name: str) -> TurnDetector:
+    found = turn_detectors()
+    if name not in found:
+        raise UnknownPlugin(
+            f"no turn detector named {name!r} (installed: {', '.join(sorted(found)) or 'none'})"
+        )
+    return found[name]()  # type: ignore[return-value]
 
 
 def plugin_names() -> list[str]:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from continuum.backends.base import Backend
 from continuum.cognition.state import PersonaStateStore
-from continuum.envelope import Envelope, PersonaReply
+from continuum.envelope import AudioPart, Envelope, ImagePart, PersonaReply
 from continuum.errors import ContinuumError, UnknownMessage
 from continuum.hosts.base import ReplySink, ReplyStart
 from continuum.memory.atomic import private_file, tighten
@@ -315,6 +315,12 @@ class _MappedSink(ReplySink):
     async def abort(self, reason: str) -> None:
         await self.inner.abort(reason)
         self.messages.close_replies(self.host, self.host_ids)
+
+    def heard(self) -> str | None:
+        return self.inner.heard()
+
+    async def attach(self, part: AudioPart | ImagePart, name: str = "") -> None:
+        await self.inner.attach(part, name)
 
 
 class RoomRouter:

@@ -36,7 +36,16 @@ from continuum.cognition.state import PersonaStateStore
 from continuum.commands import CommandRouter
 from continuum.config import ContinuumConfig, MediaConfig, secret
 from continuum.data_lock import lock_data_dir
-from continuum.envelope import Envelope, Participant, ParticipantKind, PersonaReply
+from continuum.envelope import (
+    AudioPart,
+    Envelope,
+    ImagePart,
+    Participant,
+    ParticipantKind,
+    PersonaReply,
+    ReplyTarget,
+    Visibility,
+)
 from continuum.errors import (
     BackendBusy,
     ConfigError,
@@ -49,6 +58,7 @@ from continuum.errors import (
 from continuum.events import MessageShed, MessageTaken, PersonaSilent, RoomEvent, TurnStarted
 from continuum.genome.pairs import PairLog
 from continuum.genome.registry import GenomeRegistry, resolve_persona, shared_library
+from continuum.hosts.audio import Ear
 from continuum.hosts.base import (
     CommandEvent,
     CommandResult,
@@ -76,6 +86,8 @@ from continuum.room import Room, RoomPolicy
 from continuum.router import MessageMap, RoomRouter
 
 log = logging.getLogger("continuum.runtime")
+
+_STREAMING = HostCapabilities(streaming=True)
 
 BUNDLED_PERSONAS = Path(__file__).resolve().parent / "bundled" / "personas"
 
@@ -111,13 +123,26 @@ class _Watched(ReplySink):
     async def abort(self, reason: str) -> None:
         await self.inner.abort(reason)
 
+    def heard(self) -> str | None:
+        if not self.streaming:  # held here until finish: nothing reached anyone yet
+            return ""
+        return self.inner.heard()
+
+    async def attach(self, part: AudioPart | ImagePart, name: str = "") -> None:
+        await self.inner.attach(part, name)
+
 
 class Turn:
     """A delivered message being answered (the :class:`~continuum.hosts.base.TurnHandle`
     a host gets back)."""
 
-    def __init__(self, envelope: Envelope) -> None:
+    def __init__(self, envelope: Envelope, held: bool = False) -> None:
         self.envelope = envelope
+        # a voice turn delivered in the pause, before its end of turn: its replies are
+        # written but not heard until ``Runtime.release`` (or retracted without a trace)
+        self.gate: anyio.Event | None = anyio.Event() if held else None
+        self.retracted = False
+        self.speech: list[Any] = []  # SpeechStats of its spoken replies (voice hosts)
         self.message_id = envelope.id
         self.replies: list[PersonaReply] = []
         self.outcome: Outcome | None = None
@@ -242,6 +267,18 @@ class _Services:
         self.runtime = runtime
         self.host = host
 
+    async def ear(
+        self,
+        room_id: str,
+        speaker: Participant,
+        *,
+        reply_to: ReplyTarget | None = None,
+        visibility: Visibility = "public",
+    ) -> Ear:
+        return await self.runtime.voice.ear(
+            self.host, room_id, speaker, reply_to=reply_to, visibility=visibility
+        )
+
     def personas(self) -> Sequence[PersonaCard]:
         return self.runtime.persona_cards()
 
@@ -364,6 +401,23 @@ class Runtime:
         self._background_scopes: list[anyio.CancelScope] = []
         self._stop = anyio.Event()
         self._closed = False
+        self._voice: Any = None
+
+    @property
+    def voice(self) -> Any:
+        """The voice service (:class:`continuum.voice.service.VoiceService`), built on
+        first use: ears, speaking sinks, the room floors, cached TTS engines."""
+        if self._voice is None:
+            from continuum.voice.service import VoiceService
+
+            self._voice = VoiceService(self)
+        return self._voice
+
+    def start_task(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` in the runtime's task group (an ear, a speaking sink)."""
+        if self._tg is None:
+            raise ContinuumError("the runtime is not running (use `async with Runtime(...)`)")
+        self._tg.start_soon(fn)
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -405,7 +459,11 @@ class Runtime:
         """The policy of a room (``<host>:<room id>``): see ``ContinuumConfig.policy_for``."""
         host = room_key.split(":", 1)[0]
         built = self.hosts.get(host)
-        return self.config.policy_for(room_key, built.default_policy if built else None)
+        policy = self.config.policy_for(room_key, built.default_policy if built else None)
+        if built is not None and built.capabilities.audio_out:  # one floor, few voices
+            bound = min(policy.max_persona_turns_per_message, self.config.voice.max_speakers)
+            policy = policy.model_copy(update={"max_persona_turns_per_message": bound})
+        return policy
 
     async def __aenter__(self) -> Runtime:
         self._build_hosts()
@@ -618,8 +676,12 @@ class Runtime:
         name = self.people.name_of(person_id) or author.name
         return Participant(id=person_id, name=name, kind=author.kind)
 
-    async def deliver(self, host: str, envelope: Envelope) -> Turn:
-        """Hand a message to its room; returns at once with its :class:`Turn`."""
+    async def deliver(self, host: str, envelope: Envelope, *, held: bool = False) -> Turn:
+        """Hand a message to its room; returns at once with its :class:`Turn`.
+
+        ``held``: a voice utterance delivered in the pause, before its end of turn (see
+        :mod:`continuum.voice.ear`): answered at once, heard only after :meth:`release`;
+        :meth:`retract` takes it back without a trace."""
         if envelope.host != host:
             raise MalformedEvent(f"host {host!r} delivered an envelope of {envelope.host!r}")
         if host not in self.hosts:
@@ -630,7 +692,7 @@ class Runtime:
                 "platform_author": envelope.platform_author or envelope.author,
             }
         )
-        turn = Turn(envelope)
+        turn = Turn(envelope, held=held)
         if not self.accepting or self._tg is None:
             return self._shed(turn, "the runtime is shutting down")
         if envelope.host_message_id:  # durable: survives restarts, like the platform's retries
@@ -659,6 +721,30 @@ class Runtime:
                 del self.turns[key]
         self._tg.start_soon(self._answer, self.hosts[host], turn)
         return turn
+
+    def release(self, turn: Turn) -> None:
+        """A held voice turn's end of turn came on the same words: its replies are heard,
+        and the message is remembered like any other."""
+        if turn.gate is None or turn.gate.is_set():
+            return
+        key = RoomRouter.key(turn.envelope.host, turn.envelope.room_id)
+        self.router.room(key).confirm(turn.message_id)
+        turn.gate.set()
+
+    def retract(self, turn: Turn) -> None:
+        """A held voice turn the person talked through: cancelled, and the message and
+        anything written for it leave the history, memory and training pairs (nothing of
+        it was heard)."""
+        if turn.gate is None or turn.gate.is_set():
+            return
+        turn.retracted = True
+        turn.cancel()
+        if turn.done:  # answered (silently) already: only the message is left to take back
+            self._take_back(turn)
+
+    def _take_back(self, turn: Turn) -> None:
+        key = RoomRouter.key(turn.envelope.host, turn.envelope.room_id)
+        self.router.room(key).retract(turn.message_id)
 
     async def remember_context(self, host: str, envelope: Envelope) -> None:
         """A message the platform already had, into its room's history (no turn)."""
@@ -719,11 +805,21 @@ class Runtime:
                 if isinstance(event, PersonaSilent):
                     silences.append(f"{event.persona_id}: {event.reason}")
 
-            unsubscribe = self.router.room(key).events.subscribe(heard)
+            room = self.router.room(key)
+            if turn.gate is not None:
+                room.hold(turn.message_id)  # remembered only once it is released
+            unsubscribe = room.events.subscribe(heard)
             sinks: list[_Watched] = []
 
             async def open_reply(start: ReplyStart) -> ReplySink:
-                sinks.append(_Watched(await host.open_reply(start), host.capabilities))
+                text = _Watched(await host.open_reply(start), host.capabilities)
+                if not host.capabilities.audio_out:
+                    sinks.append(text)
+                    return text
+                persona = next(p for p in self.personas if p.id == start.persona_id)
+                output = await host.open_audio(start)
+                spoken = self.voice.speaking_sink(start, persona, output, text, turn)
+                sinks.append(_Watched(spoken, _STREAMING))
                 return sinks[-1]
 
             try:
@@ -745,6 +841,9 @@ class Runtime:
                 unsubscribe()
         if scope.cancelled_caught:
             outcome, reason = "cancelled", "cancelled"
+        if turn.retracted:  # the person talked on: none of it happened
+            self._take_back(turn)
+            outcome, reason = "cancelled", "retracted: the person went on talking"
         if outcome == "cancelled" and self._closed and not any(w.wrote for w in sinks):
             # stopped before anyone answered (SIGTERM while thinking): it stays pending, so
             # the next start answers it (within replay_within_s)

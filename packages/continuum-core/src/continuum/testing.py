@@ -3,6 +3,9 @@ recording host that speaks the real host contract, and envelope helpers.
 
     from continuum.testing import RecordingHost, ScriptedBackend, serve_host, text_envelope
 
+:class:`AudioTestHost` is a voice host for tests (speech in through the runtime's ears,
+spoken replies out into outputs with a playout clock).
+
 ``serve_host`` runs a host inside a live runtime and yields a :class:`HostProbe`, so a
 host's tests assert on outcomes, history, persona state and memory without reaching into
 the runtime's internals.
@@ -16,15 +19,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import anyio
+import numpy as np
 
 from continuum.backends.base import Backend, Completion, CompletionRequest, InferenceMetrics
 from continuum.compose import approx_token_count
 from continuum.envelope import Envelope, Participant, ParticipantKind, ReplyTarget, TextPart
+from continuum.hosts.audio import AudioOutput, Ear
 from continuum.hosts.base import (
     HostAdapter,
     HostCapabilities,
@@ -286,3 +292,116 @@ async def serve_host(
             yield HostProbe(runtime, host)
         finally:
             runtime.request_shutdown()
+
+
+# --- voice: a test audio host ---------------------------------------------------------------
+
+
+class TestAudioOutput(AudioOutput):
+    """A persona's audio output with a simulated playout clock: what is written plays in
+    real time, one sample after another (like a LiveKit track or a Discord voice client);
+    ``clear`` drops what was not played yet. Records when it played (``intervals``, wall
+    clock) and what it was given (``samples``)."""
+
+    def __init__(self, start: ReplyStart, sample_rate: int = 24_000) -> None:
+        self.start = start
+        self.sample_rate = sample_rate
+        self.chunks: list[np.ndarray] = []
+        self.intervals: list[tuple[float, float]] = []  # (from, to) time.monotonic()
+        self.cleared_s = 0.0
+        self.closed = False
+        self._queued = 0.0
+        self._played = 0.0
+        self._last = time.monotonic()
+
+    def _advance(self) -> None:
+        now = time.monotonic()
+        play = min(self._queued, now - self._last)
+        if play > 0:
+            self.intervals.append((self._last, self._last + play))
+            self._played += play
+            self._queued -= play
+        self._last = now
+
+    async def write(self, samples: np.ndarray) -> None:
+        self._advance()
+        if self._queued == 0:
+            self._last = time.monotonic()  # an underrun: playing resumes now
+        self.chunks.append(np.asarray(samples, dtype=np.float32))
+        self._queued += len(samples) / self.sample_rate
+
+    def played_s(self) -> float:
+        self._advance()
+        return self._played
+
+    def clear(self) -> None:
+        self._advance()
+        self.cleared_s += self._queued
+        self._queued = 0.0
+
+    async def close(self) -> None:
+        self._advance()
+        self.closed = True
+
+    @property
+    def samples(self) -> np.ndarray:
+        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+
+
+class AudioTestHost(RecordingHost):
+    """A voice host for tests: people speak into it (:meth:`speak`, frames paced in real
+    time into the runtime's ear for them) and personas answer into
+    :class:`TestAudioOutput` s (``outputs``); reply text is recorded as by
+    :class:`RecordingHost`. Voice hosts and third parties test against the real runtime
+    through it, without its internals."""
+
+    name: ClassVar[str] = "audio-test"
+    capabilities: ClassVar[HostCapabilities] = HostCapabilities(
+        streaming=True, audio_in=True, audio_out=True
+    )
+
+    def __init__(self, services: HostServices, config: HostConfig | None = None) -> None:
+        super().__init__(services, config)
+        self.outputs: list[TestAudioOutput] = []
+        self.ears: dict[tuple[str, str], Ear] = {}
+
+    async def open_audio(self, start: ReplyStart) -> AudioOutput:
+        self.outputs.append(TestAudioOutput(start))
+        return self.outputs[-1]
+
+    async def ear(self, who: Participant | str, room: str = "voice") -> Ear:
+        if isinstance(who, str):
+            who = Participant(id=who, name=who.capitalize(), kind=ParticipantKind.PERSON)
+        key = (who.id, room)
+        if key not in self.ears:
+            self.ears[key] = await self.services.ear(room, who)
+        return self.ears[key]
+
+    async def speak(
+        self,
+        who: Participant | str,
+        samples: np.ndarray,
+        rate: int,
+        *,
+        room: str = "voice",
+        silence_after_s: float = 1.5,
+        realtime: bool = True,
+        frame_ms: int = 20,
+    ) -> None:
+        """Say ``samples`` into the room as ``who``, then stay silent a while; frames of
+        ``frame_ms`` at ``rate``, paced as a microphone would give them."""
+        ear = await self.ear(who, room)
+        pad = np.zeros(int(rate * silence_after_s), np.float32)
+        audio = np.concatenate([np.asarray(samples, np.float32), pad])
+        step = max(1, rate * frame_ms // 1000)
+        begun = time.monotonic()
+        for i in range(0, len(audio), step):
+            await ear.push(audio[i : i + step], rate)
+            if realtime:
+                await anyio.sleep(max(0.0, begun + (i + step) / rate - time.monotonic()))
+
+    async def silence(self, who: Participant | str, seconds: float, room: str = "voice") -> None:
+        await self.speak(who, np.zeros(0, np.float32), 16_000, room=room, silence_after_s=seconds)
+
+    def played_by(self, persona_id: str) -> list[TestAudioOutput]:
+        return [o for o in self.outputs if o.start.persona_id == persona_id]

@@ -105,8 +105,16 @@ def read_header(path: Path | str) -> GGUFHeader:
 
 
 # ggml tensor types an adapter may use: type -> (values per block, bytes per block)
-_BLOCKS = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24),
-           8: (32, 34)}
+_BLOCKS = {
+    0: (1, 4),
+    1: (1, 2),
+    30: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+}
 _FLOATS = {0: "<f4", 1: "<f2"}  # checked value by value for NaN and infinity
 
 

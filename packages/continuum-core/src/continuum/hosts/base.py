@@ -30,8 +30,10 @@ from continuum.envelope import (
     Participant,
     PersonaReply,
     ReplyTarget,
+    Visibility,
 )
 from continuum.errors import ConfigError, ContinuumError
+from continuum.hosts.audio import AudioOutput, Ear
 
 Markup = Literal["plain", "markdown", "slack_mrkdwn", "slack_markdown", "discord_markdown", "html"]
 
@@ -118,6 +120,13 @@ class ReplySink(ABC):
     def watch_posts(self, callback: Callable[[str], None]) -> None:
         """The core's: called with every id :meth:`posted` reports."""
         self._on_posted = callback
+
+    def heard(self) -> str | None:
+        """What of this reply reached people so far, when that is less than what was
+        written to it (a spoken reply cut off mid-sentence: the played words). A turn
+        cancelled midway keeps this in the persona's history. None (the default): all of
+        what was written."""
+        return None
 
     async def attach(self, part: AudioPart | ImagePart, name: str = "") -> None:
         """Send a file with this reply (an image, a voice clip), where the host has
@@ -308,6 +317,21 @@ class HostServices(Protocol):
         ``channel``. From the persisted message map: it holds after a restart."""
         ...
 
+    async def ear(
+        self,
+        room_id: str,
+        speaker: Participant,
+        *,
+        reply_to: ReplyTarget | None = None,
+        visibility: Visibility = "public",
+    ) -> Ear:
+        """Listen to one person's audio stream in a room (see :mod:`continuum.hosts.audio`):
+        the runtime ends their turns, transcribes them once for the whole room (or not at
+        all, for a model that hears audio), pauses a persona speaking over them and
+        delivers each utterance as a message from ``speaker`` (resolved through the people
+        directory like any host user)."""
+        ...
+
     def watch(self, room_id: str, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Follow a room's coordination stream (analysis, silences, levers, posted replies
         with metrics); returns an unsubscribe function."""
@@ -336,6 +360,12 @@ class HostAdapter(ABC):
     @abstractmethod
     async def open_reply(self, start: ReplyStart) -> ReplySink:
         """Begin posting a persona's reply (as the persona: name, avatar, voice)."""
+
+    async def open_audio(self, start: ReplyStart) -> AudioOutput:
+        """Where a persona's spoken reply goes, for hosts with ``capabilities.audio_out``
+        (the runtime synthesizes it in the persona's voice and paces it; see
+        :class:`~continuum.hosts.audio.AudioOutput`). ``open_reply`` still gets the text."""
+        raise ContinuumError(f"host {self.name} has no audio output")
 
     async def close_stale_replies(self, host_message_ids: Sequence[str]) -> None:  # noqa: B027
         """Replies a crashed process left open on the platform (posted, never finished):

@@ -13,6 +13,7 @@ persona say it cannot think right now; the room goes on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -139,6 +140,9 @@ class Room:
         self.names = names  # person id -> display name (the runtime's people directory)
         # person id -> every id their words may be stored under (linked host ids)
         self.identities = identities
+        # voice turns delivered in the pause (message id -> what their arrival still owes:
+        # MessageReceived, an explicit remember), until confirmed or retracted
+        self._held: dict[str, list[Callable[[], None]]] = {}
         self.turns = TurnRunner(self)
         self.cognition = SharedCognition(self)
         if memory is not None:
@@ -456,16 +460,39 @@ class Room:
                     describe_calls=bridged.describe_calls,
                 )
             )
-        self.events.emit(
-            MessageReceived(room_id=self.id, message=message, visibility=envelope.visibility)
-        )
+        effects: list[Callable[[], None]] = [
+            lambda: self.events.emit(
+                MessageReceived(room_id=self.id, message=message, visibility=envelope.visibility)
+            )
+        ]
         if (
             self.memory is not None
             and author.kind == ParticipantKind.PERSON
             and EXPLICIT_REQUEST.search(message.text)
         ):
-            self._remember_explicitly(envelope, message)
+            effects.append(lambda: self._remember_explicitly(envelope, message))
+        if envelope.id in self._held:  # a held voice turn: remembered once confirmed
+            self._held[envelope.id].extend(effects)
+        else:
+            for effect in effects:
+                effect()
         return message
+
+    def hold(self, message_id: str) -> None:
+        """A voice turn delivered before its end of turn: its arrival (memory, the
+        coordination stream) waits for :meth:`confirm`; :meth:`retract` drops it."""
+        self._held.setdefault(message_id, [])
+
+    def confirm(self, message_id: str) -> None:
+        for effect in self._held.pop(message_id, []):
+            effect()
+
+    def retract(self, message_id: str) -> None:
+        """Take a held message back: out of the history, never remembered. (Its replies
+        were never heard: the turn runner records none.)"""
+        self._held.pop(message_id, None)
+        with contextlib.suppress(UnknownMessage):
+            self.delete_message(message_id)
 
     def _remember_explicitly(self, envelope: Envelope, message: RoomMessage) -> None:
         """A person asked to remember something: always honoured, by the personas addressed
@@ -696,7 +723,10 @@ class Room:
         if not spoken:
             return None
         message = RoomMessage(
-            id=message_id or new_id(), author=self.participants[persona.id], text=spoken
+            id=message_id or new_id(),
+            author=self.participants[persona.id],
+            text=spoken,
+            interrupted=True,
         )
         self.record_reply(persona, envelope, message, None, [])
         self.events.emit(

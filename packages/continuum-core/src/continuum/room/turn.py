@@ -93,6 +93,10 @@ class TurnRoom(Protocol):
 
     def record_failure(self, persona: Persona, envelope: Envelope) -> None: ...
 
+    def record_interrupted(
+        self, persona: Persona, envelope: Envelope, message_id: str, spoken: str
+    ) -> RoomMessage | None: ...
+
     def media_in(self, prompt: str) -> dict[str, AudioPart | ImagePart]: ...
 
     def reject_media(self, media_ids: Iterable[str]) -> None: ...
@@ -266,9 +270,7 @@ class TurnRunner:
                         send.send_nowait(tail)
                     send.close()
         except BaseException:
-            if sink is not None:  # cancelled (barge-in, shutdown): end the reply cleanly
-                with anyio.CancelScope(shield=True):
-                    await _abort(sink, "cancelled", room.key)
+            await self._cut_off(job, start, sink, written)
             raise
 
         if failure is not None or completion is None:
@@ -295,7 +297,11 @@ class TurnRunner:
             if sink is not None:
                 await _write(sink, f" {MOVED_NOTE}", room.key)
         if sink is not None and not broken:
-            host_id = await _finish(sink, "", room.key)
+            try:  # a spoken reply finishes when it has been heard out: it can be cut off
+                host_id = await _finish(sink, "", room.key)
+            except BaseException:
+                await self._cut_off(job, start, sink, written)
+                raise
         message = RoomMessage(
             id=start.reply_id, author=room.participants[persona.id], text=visible, raw_text=raw
         )
@@ -325,6 +331,21 @@ class TurnRunner:
         return TurnResult(reply=reply, composed=job.composed, metrics=completion.metrics)
 
 
+    async def _cut_off(
+        self, job: RenderJob, start: ReplyStart, sink: ReplySink | None, written: list[str]
+    ) -> None:
+        """A turn cancelled midway (a barge-in, shutdown): the reply ends cleanly on the
+        host, and the history keeps what people got of it (the words played, the text
+        already shown), marked as cut off — and nothing more."""
+        if sink is None:
+            return
+        with anyio.CancelScope(shield=True):
+            await _abort(sink, "cancelled", self.room.key)
+        heard = _heard(sink, written)
+        if heard:
+            self.room.record_interrupted(job.persona, job.envelope, start.reply_id, heard)
+
+
 def _reply(
     persona: Persona,
     message: RoomMessage,
@@ -343,6 +364,18 @@ def _reply(
         error=error,
         host_message_id=host_message_id,
     )
+
+
+def _heard(sink: ReplySink, written: list[str]) -> str:
+    try:
+        heard = sink.heard()
+    except Exception:
+        log.exception("a reply sink could not say what was heard")
+        heard = ""
+    text = ("".join(written) if heard is None else heard).strip()
+    if text and heard is None:
+        text += "—"  # cut off after this
+    return text
 
 
 async def _write(sink: ReplySink, delta: str, where: str) -> bool:

@@ -35,6 +35,24 @@ def register_tts(register: Callable[[str, TTSFactory], None]) -> None:
     register("codec", _codec)  # type: ignore[arg-type]
 
 
+def _smart_turn() -> object:
+    from continuum.voice.turn_detect import SmartTurnDetector
+
+    return SmartTurnDetector()  # without its model: an error with the install line
+
+
+def _transcript_rule() -> object:
+    from continuum.voice.turn_detect import TranscriptTurnDetector
+
+    return TranscriptTurnDetector()
+
+
+@hookimpl
+def register_turn_detectors(register: Callable[[str, Callable[[], object]], None]) -> None:
+    register("smart-turn", _smart_turn)
+    register("transcript", _transcript_rule)
+
+
 def _voice(args: argparse.Namespace) -> int:
     import anyio
 

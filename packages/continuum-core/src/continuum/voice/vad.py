@@ -80,7 +80,7 @@ def reads_finished(transcript: str) -> bool:
     text = transcript.strip()
     if not text or text.endswith(("...", "…", ",", "-", "—")):
         return False
-    words = re.findall(r"[a-z']+", text.lower())
+    words = re.findall(r"[a-z0-9']+", text.lower())  # "is 4417." ends on the number
     if words and words[-1] in _OPEN_ENDINGS:
         return False
     if words and words[-1] in _OPEN_VERBS:  # "can you explain?"
@@ -99,6 +99,8 @@ class EndOfTurnPolicy:
     # false ends of turn at 0 of 10 paused utterances in bench/voice (256-512 ms: 1 of 10)
     short_tail_ms: int = 640
     long_tail_ms: int = 960  # silence that ends any turn
+    # a turn detector's probability at or above this reads "finished" (then short_tail_ms)
+    finished_threshold: float = 0.5
     barge_in_ms: int = 128  # speech during playback that pauses it
     burst_end_ms: int = 256  # silence that ends a burst during playback (then: what was it?)
     unsure_logprob: float = -1.0  # a burst transcribed less surely than this is not words

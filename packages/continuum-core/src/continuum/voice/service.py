@@ -1,0 +1,188 @@
+"""Voice as a runtime service: what every voice host shares.
+
+One per runtime (``runtime.voice``, built on first use). It owns the one transcriber (the
+runtime's media bridge Whisper: one model for every ear and every voice message), the
+TTS engines (one instance per engine, cached: the codec engine loads its backbone once),
+the turn detector, a :class:`~continuum.voice.speaking.VoiceFloor` per voice room, and the
+ears hosts ask for. Hosts reach it only through ``services.ear`` and ``open_audio``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+import anyio
+import numpy as np
+
+from continuum.envelope import Envelope, Participant, ReplyTarget, Visibility
+from continuum.errors import ContinuumError
+from continuum.hosts.audio import AudioOutput
+from continuum.hosts.base import ReplySink, ReplyStart, TurnHandle
+from continuum.persona import Persona
+from continuum.voice.ear import RuntimeEar
+from continuum.voice.speaking import SpeakingSink, VoiceFloor
+from continuum.voice.tts import TTSEngine
+from continuum.voice.turn_detect import TurnDetector, default_turn_detector
+from continuum.voice.vad import EndOfTurnPolicy
+
+if TYPE_CHECKING:
+    from continuum.runtime import Runtime, Turn
+
+log = logging.getLogger("continuum.voice")
+
+
+class VoiceService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        cfg = runtime.config.voice
+        self.policy = EndOfTurnPolicy(
+            short_tail_ms=cfg.short_tail_ms,
+            long_tail_ms=cfg.long_tail_ms,
+            finished_threshold=cfg.finished_threshold,
+        )
+        self.lead_s = cfg.lead_ms / 1000
+        self._detector: TurnDetector | None = None
+        self._engines: dict[str, tuple[TTSEngine, threading.Lock]] = {}
+        self._engines_lock = threading.Lock()
+        self._floors: dict[str, VoiceFloor] = {}
+        self.ears: list[RuntimeEar] = []
+        self.stt_calls = 0  # every speech-to-text pass the ears made
+        self._warm = False
+
+    # --- shared parts ---------------------------------------------------------------------
+
+    @property
+    def hears_audio(self) -> bool:
+        return self.runtime.backend.capabilities.audio_in
+
+    @property
+    def detector(self) -> TurnDetector:
+        if self._detector is None:
+            from continuum import plugins
+
+            name = self.runtime.config.voice.turn_detector
+            self._detector = (
+                default_turn_detector() if name == "auto" else plugins.turn_detector(name)
+            )
+            log.info("end of turn: %s", self._detector.name)
+        return self._detector
+
+    def warm(self) -> None:
+        """Load the turn detector and the transcriber's model (seconds, once)."""
+        silence = np.zeros(16_000, np.float32)
+        self.detector.finished(silence, None)
+        transcriber = self.runtime.bridge.transcriber
+        if transcriber is not None and not self.hears_audio and not self._warm:
+            transcriber.transcribe(silence)  # type: ignore[arg-type]
+            calls = getattr(transcriber, "calls", None)
+            if isinstance(calls, int):
+                transcriber.calls = calls - 1  # type: ignore[attr-defined]
+            self._warm = True
+
+    def transcribe(self, samples: np.ndarray) -> tuple[str, float]:
+        transcriber = self.runtime.bridge.transcriber
+        if transcriber is None:
+            return "", 0.0
+        self.stt_calls += 1
+        scored = getattr(transcriber, "transcribe_scored", None)
+        if scored is not None:
+            return scored(samples)  # type: ignore[no-any-return]
+        return transcriber.transcribe(samples), 0.0  # type: ignore[arg-type]
+
+    def engine(self, name: str) -> tuple[TTSEngine, threading.Lock]:
+        """The TTS engine ``name``, built once per runtime, with the lock its synthesis
+        runs under (engines holding a model are not safe to share between threads)."""
+        with self._engines_lock:
+            if name not in self._engines:
+                from continuum.plugins import tts_engine
+
+                self._engines[name] = (tts_engine(name), threading.Lock())
+            return self._engines[name]
+
+    def floor(self, room_key: str) -> VoiceFloor:
+        if room_key not in self._floors:
+            self._floors[room_key] = VoiceFloor()
+        return self._floors[room_key]
+
+    # --- for ears -----------------------------------------------------------------------------
+
+    async def deliver(self, envelope: Envelope, held: bool) -> TurnHandle:
+        return await self.runtime.deliver(envelope.host, envelope, held=held)
+
+    def release(self, turn: TurnHandle) -> None:
+        self.runtime.release(turn)  # type: ignore[arg-type]
+
+    def retract(self, turn: TurnHandle) -> None:
+        self.runtime.retract(turn)  # type: ignore[arg-type]
+
+    def addressed(self, host: str, text: str) -> tuple[str, ...]:
+        return self.runtime.services_for(host).addressed(text)
+
+    async def ear(
+        self,
+        host: str,
+        room_id: str,
+        speaker: Participant,
+        *,
+        reply_to: ReplyTarget | None = None,
+        visibility: Visibility = "public",
+    ) -> RuntimeEar:
+        if not self.hears_audio and self.runtime.bridge.transcriber is None:
+            raise ContinuumError(
+                'a voice room needs speech-to-text ([media] stt = "whisper"; '
+                "pip install 'continuum-core[voice]') or a model that hears audio"
+            )
+        await anyio.to_thread.run_sync(self.warm)  # loaded now, not in the first pause
+        from continuum.router import RoomRouter
+
+        ear = RuntimeEar(
+            self,
+            host=host,
+            room_id=room_id,
+            room_key=RoomRouter.key(host, room_id),
+            speaker=speaker,
+            reply_to=reply_to,
+            visibility=visibility,
+        )
+        self.ears.append(ear)
+        self.runtime.start_task(ear.run)
+        return ear
+
+    # --- for replies ---------------------------------------------------------------------------
+
+    def speaking_sink(
+        self,
+        start: ReplyStart,
+        persona: Persona,
+        output: AudioOutput,
+        inner: ReplySink | None,
+        turn: Turn,
+    ) -> SpeakingSink:
+        """A persona's reply spoken into ``output`` in its own voice, on its room's floor."""
+        engine, lock = self.engine(persona.voice.engine)
+        adapters = ()
+        if engine.capabilities.adapters:
+            from continuum.voice.codec_tts import voice_adapters
+
+            try:
+                adapters = voice_adapters(persona)
+            except ContinuumError as exc:  # it speaks in the engine's plain voice
+                log.warning("%s: %s", persona.id, exc)
+        sink = SpeakingSink(
+            persona_id=persona.id,
+            output=output,
+            engine=engine,
+            voice=persona.voice,
+            floor=self.floor(start.room_key),
+            inner=inner,
+            adapters=adapters,
+            engine_lock=lock,
+            gate=turn.gate,
+            on_interrupt=turn.cancel,
+            lead_s=self.lead_s,
+        )
+        turn.speech.append(sink.stats)
+        self.runtime.start_task(sink.run)
+        return sink
