@@ -88,13 +88,15 @@ class MediaConfig(_Section):
 class VoiceConfig(_Section):
     """Voice rooms (hosts with audio: LiveKit, Discord voice): see continuum.voice."""
 
-    # end of turn: "auto" (Smart Turn where its model is installed, else the transcript
-    # rule), "smart-turn", "transcript", or a turn-detector plugin's name
+    # end of turn: "auto" ("smart-turn|transcript" where Smart Turn's model is installed,
+    # else "transcript"), "smart-turn", "transcript", or a turn-detector plugin's name
     turn_detector: str = "auto"
-    # silence that ends a turn the detector reads as finished / any turn
-    short_tail_ms: int = Field(default=640, ge=64, le=5000)
+    # silence that ends a turn the detector reads as finished / any turn, and the
+    # detector's probability that reads "finished": chosen on bench/turn_detect's
+    # calibration set (at most 2 % false ends on paused utterances)
+    short_tail_ms: int = Field(default=608, ge=64, le=5000)
     long_tail_ms: int = Field(default=960, ge=64, le=10000)
-    finished_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    finished_threshold: float = Field(default=0.95, ge=0.0, le=1.0)
     # personas that may answer one utterance in a voice room (they speak one at a time)
     max_speakers: int = Field(default=2, ge=1)
     lead_ms: int = Field(default=100, ge=20, le=2000)  # audio written ahead of playback

@@ -33,7 +33,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from continuum.backends.base import Backend, CompletionRequest, GenerationSettings, Priority
 from continuum.envelope import ParticipantKind
 from continuum.errors import ContinuumError
-from continuum.events import MessageReceived, ReplyPosted, RoomEvent, ThinkBlockEmitted
+from continuum.events import (
+    MessageReceived,
+    MessageTaken,
+    ReplyPosted,
+    RoomEvent,
+    ThinkBlockEmitted,
+)
 from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
 from continuum.memory.extract import Extracted, extract
 from continuum.memory.index import RecallScope
@@ -148,7 +154,19 @@ class Hippocampus:
             self._listeners[room_id] = personas
         events.subscribe(self.on_event)  # type: ignore[attr-defined]
 
+    def someone_speaks(self) -> None:
+        """Someone is speaking in a voice room: the conversation is live, so the model is
+        not taken for consolidation now (an in-flight pass gives it back)."""
+        self._last_activity = time.monotonic()
+        if self._inflight is not None:
+            self._inflight.cancel()
+
     def on_event(self, event: RoomEvent) -> None:
+        if isinstance(event, MessageTaken):  # a turn is starting (a held voice turn too,
+            self._last_activity = time.monotonic()  # whose arrival is told later)
+            if self._inflight is not None:
+                self._inflight.cancel()
+            return
         if isinstance(event, MessageReceived):
             self._last_activity = time.monotonic()
             author = event.message.author

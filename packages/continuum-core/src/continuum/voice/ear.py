@@ -58,6 +58,8 @@ class EarServices(Protocol):
 
     def addressed(self, host: str, text: str) -> tuple[str, ...]: ...
 
+    def voice_active(self) -> None: ...
+
 
 @dataclass
 class Heard:
@@ -194,6 +196,7 @@ class RuntimeEar:
                     if speech_ms == 0:
                         onset_index = max(0, len(kept) - 1)
                         self.speech_started.append(now)
+                    s.voice_active()  # a turn is coming: background work keeps off the model
                     speech_ms += FRAME_MS
                     silence_ms = 0
                     last_speech = now

@@ -47,10 +47,17 @@ def _transcript_rule() -> object:
     return TranscriptTurnDetector()
 
 
+def _either() -> object:
+    from continuum.voice.turn_detect import EitherTurnDetector
+
+    return EitherTurnDetector()
+
+
 @hookimpl
 def register_turn_detectors(register: Callable[[str, Callable[[], object]], None]) -> None:
     register("smart-turn", _smart_turn)
     register("transcript", _transcript_rule)
+    register("smart-turn|transcript", _either)
 
 
 def _voice(args: argparse.Namespace) -> int:

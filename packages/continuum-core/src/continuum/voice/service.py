@@ -117,6 +117,12 @@ class VoiceService:
     def retract(self, turn: TurnHandle) -> None:
         self.runtime.retract(turn)  # type: ignore[arg-type]
 
+    def voice_active(self) -> None:
+        """Someone is speaking in a voice room (a person, or a persona being heard): the
+        conversation is live, so background passes keep off the model."""
+        if self.runtime.hippocampus is not None:
+            self.runtime.hippocampus.someone_speaks()
+
     def addressed(self, host: str, text: str) -> tuple[str, ...]:
         return self.runtime.services_for(host).addressed(text)
 
@@ -181,6 +187,7 @@ class VoiceService:
             engine_lock=lock,
             gate=turn.gate,
             on_interrupt=turn.cancel,
+            on_activity=self.voice_active,
             lead_s=self.lead_s,
         )
         turn.speech.append(sink.stats)

@@ -144,6 +144,7 @@ class SpeakingSink(ReplySink):
         engine_lock: threading.Lock | None = None,
         gate: anyio.Event | None = None,
         on_interrupt: Callable[[], None] | None = None,
+        on_activity: Callable[[], None] | None = None,
         lead_s: float = LEAD_S,
     ) -> None:
         self.persona_id = persona_id
@@ -152,6 +153,7 @@ class SpeakingSink(ReplySink):
         self.engine_lock = engine_lock or threading.Lock()
         self.gate = gate  # a reply written in the pause: nothing plays before it is set
         self.on_interrupt = on_interrupt
+        self.on_activity = on_activity  # called while it plays (the room is not quiet)
         self.lead_s = lead_s
         self.stats = SpeechStats(persona_id)
         self.chunker = SpeechChunker()
@@ -383,6 +385,8 @@ class SpeakingSink(ReplySink):
                     continue
                 await out.write(_slice(audio, pos, pos + step))
                 pos = min(total, pos + step)
+                if self.on_activity is not None:
+                    self.on_activity()
 
 
 def _slice(pieces: list[np.ndarray], start: int, end: int) -> np.ndarray:

@@ -8,6 +8,8 @@ audio so far (16 kHz mono) and, where there is one, the transcript made in the p
   classifier on Whisper log-mel features of the last 8 s — it hears prosody, not only
   words. Its model file ships in the ``pipecat-ai`` wheel; continuum reads only that file
   (``pip install --no-deps pipecat-ai==1.14.0``), not the framework.
+- ``smart-turn|transcript`` (the default where Smart Turn is installed): either says
+  finished — chosen on bench/turn_detect's calibration set.
 - ``transcript``: the word rule (:func:`continuum.voice.vad.reads_finished`): finished
   when the transcript ends a sentence, not on a word that promises more. Needs a
   transcript; it is the fallback where Smart Turn is not installed.
@@ -112,9 +114,28 @@ class SmartTurnDetector:
         return float(np.asarray(out[0]).reshape(-1)[0])
 
 
+class EitherTurnDetector:
+    """Finished when the transcript reads finished, or Smart Turn is sure (at the ear's
+    ``finished_threshold``): Smart Turn catches turns whose transcript lost its final
+    punctuation, the rule catches those Smart Turn misjudges on synthetic voices. Chosen
+    on bench/turn_detect's calibration set (see bench/results/turn_detect.md)."""
+
+    name = "smart-turn|transcript"
+    needs_transcript = True
+
+    def __init__(self, smart: SmartTurnDetector | None = None) -> None:
+        self.smart = smart or SmartTurnDetector()
+        self.rule = TranscriptTurnDetector()
+
+    def finished(self, audio: np.ndarray, transcript: str | None) -> float:
+        if self.rule.finished(audio, transcript) >= 1.0:
+            return 1.0
+        return self.smart.finished(audio, transcript)
+
+
 def default_turn_detector() -> TurnDetector:
-    """Smart Turn where its model is installed, else the transcript rule."""
+    """Smart Turn or the transcript rule where its model is installed, else the rule."""
     try:
-        return SmartTurnDetector()
+        return EitherTurnDetector()
     except ContinuumError:
         return TranscriptTurnDetector()
