@@ -104,9 +104,7 @@ def _speaker(voice: str, wpm: int):
     return lambda text, tmp: _espeak(text, voice, wpm, tmp)
 
 
-def build(
-    items: list[tuple[tuple[str, ...], int]], voices: list[str], wpm: int
-) -> list[Labelled]:
+def build(items: list[tuple[tuple[str, ...], int]], voices: list[str], wpm: int) -> list[Labelled]:
     if shutil.which("espeak-ng") is None:
         raise SystemExit("the labelled sets are spoken with espeak-ng: apt-get install espeak-ng")
     tmp = Path(tempfile.mkdtemp())

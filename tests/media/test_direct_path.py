@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+import anyio
 import numpy as np
 import pytest
 
@@ -144,11 +145,10 @@ async def test_a_model_without_a_projector_is_told_plainly(model_path, backend):
 
 
 async def test_a_voice_turn_on_an_audio_model_never_transcribes(model_path, tmp_path):
-    """The acceptance line: speech-to-text zero times; text-to-speech only because the
-    model has no audio out."""
-    from continuum.plugins import tts_engine
-    from continuum.voice.audio import read_wav, resample
-    from continuum.voice.session import VoiceSession, frames_of
+    """The acceptance line, through the runtime's ear: speech-to-text zero times (the ear
+    and the room both); text-to-speech only because the model has no audio out."""
+    from continuum.testing import AudioTestHost, serve_host
+    from continuum.voice.audio import read_wav
 
     backend = EmbeddedBackend(
         model_path,
@@ -157,27 +157,32 @@ async def test_a_voice_turn_on_an_audio_model_never_transcribes(model_path, tmp_
         ),
     )
     assert backend.capabilities.audio_in and not backend.capabilities.audio_out
-    counting = CountingBridge()
     greedy = MAYA.model_copy(update={"model": ModelOverrides(temperature=0.0)})  # reproducible
-    room = Room(
-        "v", [greedy], backend,
-        policy=RoomPolicy(cognition="direct", reply_max_tokens=12),
-        bridge=MediaBridge(transcriber=counting),
-    )  # fmt: skip
-    session = VoiceSession(room, greedy, counting, tts_engine("espeak-ng"))  # type: ignore[arg-type]
-    samples, rate = read_wav(espeak_wav("What is the plan for today?", tmp_path / "v.wav"))
-    played = []
-
-    async def play(chunk, chunk_rate):
-        played.append(len(chunk))
-
-    heard, metrics = await session.turn(frames_of(resample(samples, rate), realtime=False), play)
-    assert heard.transcript is None and heard.stt_calls == 0 and counting.calls == 0
-    assert metrics.path == "direct" and metrics.stt_calls == 0
-    posted = room.events.of_type(ReplyPosted)[-1].metrics
-    assert posted.media_tokens > 0
-    assert metrics.reply and metrics.tts_calls >= 1 and played  # spoken by the TTS engine
-    backend.close()
+    async with serve_host(
+        "audio-test",
+        data_dir=tmp_path / "data",
+        personas=[greedy],
+        backend=backend,
+        host_classes={"audio-test": AudioTestHost},
+        policy={"reply_max_tokens": 12},
+        config={"media": {"stt": "whisper"}},
+    ) as probe:
+        samples, rate = read_wav(espeak_wav("What is the plan for today?", tmp_path / "v.wav"))
+        await probe.host.speak("sam", samples, rate, realtime=False, silence_after_s=2.0)
+        ear = probe.host.ears[("sam", "voice")]
+        with anyio.fail_after(120):
+            while not ear.heard or ear.heard[-1].turn is None:
+                await anyio.sleep(0.05)
+            await ear.heard[-1].turn.wait()
+        (heard,) = ear.heard
+        assert heard.transcript is None and heard.stt_calls == 0
+        assert probe._rt.voice.stt_calls == 0 and probe._rt.bridge.transcriber.calls == 0
+        said = probe.history("voice")
+        assert said[0].media == "direct" and said[0].parts  # the audio itself went in
+        posted = [e for e in probe.events("voice") if isinstance(e, ReplyPosted)][-1].metrics
+        assert posted.media_tokens > 0
+        (stats,) = heard.turn.speech
+        assert said[-1].text and stats.tts_calls >= 1  # spoken by the TTS engine
 
 
 async def test_an_image_is_described_by_a_model_that_can_see(model_path, backend):

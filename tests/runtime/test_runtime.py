@@ -265,6 +265,7 @@ async def test_policy_per_host_and_per_room(tmp_path):
     )
     hosts = {**HOSTS, "quiet": Quiet}
     async with Runtime(cfg, personas=[MAYA], backend=backend, host_classes=hosts) as rt:
+
         async def replies(host: str, room: str) -> int:
             turn = await rt.deliver(host, text_envelope("hello", host=host, room_id=room))
             await turn.wait()

@@ -196,9 +196,7 @@ async def test_on_a_server_the_others_start_while_the_lead_streams(server, six_p
 
     backend = ServerBackend(server.url)
     # addressed = "shared": the mentioned pair renders through shared cognition, in parallel
-    policy = RoomPolicy(
-        reply_max_tokens=48, build_on_after_tokens=4, quorum=2, addressed="shared"
-    )
+    policy = RoomPolicy(reply_max_tokens=48, build_on_after_tokens=4, quorum=2, addressed="shared")
     room = Room("srv-overlap", six_personas, backend, policy=policy)
     # (with SmolLM2-135M both plan to stay and invite someone: three renders)
     e = say("@otto @pip tell a beginner the history of clocks", 1).model_copy(

@@ -5,8 +5,6 @@ genome — registered, surviving a restart, paged in before the first audio of a
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -14,10 +12,8 @@ from continuum.backends.base import AdapterUse
 from continuum.errors import ContinuumError
 from continuum.genome.registry import GenomeRegistry, resolve_persona
 from continuum.persona import AdapterRef, Persona, VoiceSpec
-from continuum.room import Room, RoomPolicy
-from continuum.testing import ScriptedBackend
+from continuum.testing import AudioTestHost, ScriptedBackend, serve_host, text_envelope
 from continuum.voice.codec_tts import CodecTTS, voice_adapters
-from continuum.voice.session import Utterance, VoiceSession
 from tests.voice.tiny_codec_tts import make_backbone, make_decoder, make_voice_lora
 
 pytestmark = pytest.mark.anyio
@@ -68,39 +64,45 @@ def test_two_voice_loras_make_measurably_different_audio(engine, voice_models):
     assert float(np.abs(spectrum(alto) - spectrum(plain)).mean()) > 0.01
 
 
-async def test_a_voice_lora_is_paged_in_before_the_first_audio(engine, voice_models, tmp_path):
-    # registered in the genome; a new registry (a restart) still finds it
+async def test_a_voice_lora_is_paged_in_before_the_first_audio(voice_models, tmp_path, monkeypatch):
+    """Through a runtime serving the test audio host: the runtime builds the codec engine
+    once (its backbone loaded once) and pages the persona's voice LoRA in before the
+    reply's first audio; a second reply reuses both."""
+    monkeypatch.setenv("CONTINUUM_CODEC_TTS_BACKBONE", str(voice_models["backbone"]))
+    monkeypatch.setenv("CONTINUUM_CODEC_TTS_DECODER", str(voice_models["decoder"]))
     data = tmp_path / "data"
-    GenomeRegistry(data, base_model=voice_models["backbone"]).add(
+    # registered in the genome; the runtime (a restart) finds it
+    GenomeRegistry(data, voice_model=voice_models["backbone"]).add(
         "maya", "alto", voice_models["alto"], kind="voice", license="CC0"
     )
     maya = Persona(
         id="maya", name="Maya", identity="A performance engineer.",
         voice=VoiceSpec(engine="codec", adapter="alto"),
     )  # fmt: skip
-    maya = resolve_persona(maya, GenomeRegistry(data, base_model=voice_models["backbone"]))
-    [use] = voice_adapters(maya)
-    assert use.id == "alto" and use.path and use.path.startswith(str(data))
-    engine.backbone.adapters.clear()  # nothing resident: this turn must page it in
-    room = Room(
-        "v", [maya], ScriptedBackend(lambda req: "Sure. The cache is warm."),
-        policy=RoomPolicy(cognition="direct"),
-    )  # fmt: skip
-    session = VoiceSession(room, maya, None, engine)
-    played: list[float] = []
-
-    async def play(samples, rate):
-        played.append(time.time())
-
-    now = time.monotonic()
-    heard = Utterance(np.zeros(512, np.float32), "Is the cache warm?", now, now)
-    metrics = await session.respond(heard, play)
-    assert metrics.reply == "Sure. The cache is warm." and metrics.tts_calls == 2 and played
-    loads = [e for e in engine.backbone.adapters.events if e.kind == "load" and e.adapter == "alto"]
-    assert loads and loads[-1].at <= played[0]  # paged in before the first audio
-    assert metrics.voice_adapter_ms is not None and metrics.tts_error is None
-    hits = [e for e in engine.backbone.adapters.events if e.kind == "hit" and e.adapter == "alto"]
-    assert len(hits) >= 2  # both pieces were spoken under it, without loading it again
+    async with serve_host(
+        "audio-test",
+        data_dir=data,
+        personas=[maya],
+        backend=ScriptedBackend(lambda req: "Sure. The cache is warm."),
+        host_classes={"audio-test": AudioTestHost},
+    ) as probe:
+        rt, host = probe._rt, probe.host
+        services = rt.services_for("audio-test")
+        for text in ("Is the cache warm?", "And now?"):
+            turn = await services.deliver(text_envelope(text, host="audio-test", room_id="v"))
+            await turn.wait()
+        engine, _ = rt.voice.engine("codec")
+        events = engine.backbone.adapters.events
+        first, second = host.outputs
+        loads = [e for e in events if e.kind == "load" and e.adapter == "alto"]
+        assert len(loads) == 1  # paged in once, for both replies
+        assert loads[0].at <= first.first_write_wall  # before the first audio
+        assert first.samples.size and second.samples.size
+        hits = [e for e in events if e.kind == "hit" and e.adapter == "alto"]
+        assert len(hits) >= 3  # every piece spoken under it, without loading it again
+        stats = [s for t in rt.turns.values() for s in t.speech]
+        assert stats[0].voice_adapter_ms is not None and stats[0].tts_error is None
+        assert stats[0].spoken == "Sure. The cache is warm."
 
 
 def test_a_voice_naming_a_missing_adapter_is_a_clear_error():

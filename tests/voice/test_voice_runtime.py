@@ -5,6 +5,7 @@ the model's words); memory, the people directory and shared cognition are the re
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -23,7 +24,7 @@ from continuum.testing import (
     serve_host,
     text_envelope,
 )
-from continuum.voice.audio import read_wav
+from continuum.voice.audio import read_wav, resample
 from continuum.voice.chunker import SpeechChunker
 from tests.media.conftest import espeak_wav
 
@@ -270,3 +271,117 @@ async def test_a_person_known_on_slack_is_the_same_person_in_the_voice_room(tmp_
         assert heard.turn.envelope.author.id == "sam"  # the people directory's person
         posted = [e for e in probe.events("voice") if isinstance(e, ReplyPosted)]
         assert posted and any("Biscuit" in line for line in posted[-1].recalled)
+
+
+# --- the ear's end of turn, and the reply written in the pause -------------------------------
+
+PATIENT = {"voice": {"turn_detector": "transcript", "short_tail_ms": 2000, "long_tail_ms": 10000}}
+SHORT_REPLY = "Sure. The cache is cold, so warm it first."
+
+
+async def test_a_mid_sentence_pause_does_not_end_the_turn(tmp_path):
+    ssml = 'I was thinking about <break time="700ms"/> the cache layer for the new service.'
+    async with voice_room(tmp_path, [MAYA], SHORT_REPLY) as probe:
+        audio, rate = speech_ssml(tmp_path, ssml)
+        await probe.host.speak("sam", audio, rate, silence_after_s=2.0)
+        await settle(probe.host)
+        (heard,) = probe.host.ears[("sam", "voice")].heard
+        assert "thinking" in heard.transcript.lower() and "service" in heard.transcript.lower()
+        assert len(probe.said_by_people("voice")) == 1
+
+
+async def test_a_finished_sentence_ends_the_turn_after_the_short_tail(tmp_path):
+    config = {"voice": {"turn_detector": "transcript", "long_tail_ms": 10000}}
+    async with voice_room(tmp_path, [MAYA], SHORT_REPLY, config=config) as probe:
+        audio, rate = speech(tmp_path, "What time is the meeting tomorrow?")
+        await probe.host.speak("sam", audio, rate, silence_after_s=3.0)
+        await settle(probe.host)
+        (heard,) = probe.host.ears[("sam", "voice")].heard
+        assert "meeting" in heard.transcript.lower()
+        assert heard.ended_by == "detector"  # not the 10 s fallback
+        assert heard.end_of_turn - heard.end_of_speech < 5.0
+
+
+async def test_the_reply_is_written_in_the_pause_spoken_piece_by_piece_after_it(tmp_path):
+    async with voice_room(tmp_path, [MAYA], SHORT_REPLY, config=PATIENT) as probe:
+        audio, rate = speech(tmp_path, "Why is the first request so slow?")
+        await probe.host.speak("sam", audio, rate, silence_after_s=3.5)
+        await settle(probe.host)
+        (heard,) = probe.host.ears[("sam", "voice")].heard
+        assert heard.preempted and heard.retracted == 0 and heard.ended_by == "detector"
+        (stats,) = heard.turn.speech
+        # written while the person's silence was still running out, heard only after it
+        assert stats.first_delta_at < heard.end_of_turn <= stats.first_audio_at
+        (output,) = probe.host.outputs
+        assert output.intervals[0][0] >= heard.end_of_turn
+        assert stats.tts_calls == 3  # "Sure." / "The cache is cold," / the rest
+        assert stats.spoken == SHORT_REPLY
+        history = probe.history("voice")
+        assert [m.author.id for m in history] == ["audio-test:sam", "maya"]
+        assert history[0].media == "stt"  # the ear's transcript: the bridge did not run
+        assert probe._rt.bridge.transcriber.calls == heard.stt_calls
+        # the text went to the host's text sink too (a transcript of the spoken reply)
+        assert probe.host.replies[-1].text == SHORT_REPLY
+
+
+@pytest.fixture
+def broken_tts(monkeypatch):
+    from continuum import plugins
+
+    monkeypatch.setenv("CONTINUUM_PLUGINS", "tests.voice.broken_tts")
+    plugins.plugin_manager.cache_clear()
+    yield
+    monkeypatch.delenv("CONTINUUM_PLUGINS")
+    plugins.plugin_manager.cache_clear()
+
+
+async def test_a_broken_voice_leaves_the_reply_as_text_and_the_room_going(tmp_path, broken_tts):
+    mute = MAYA.model_copy(update={"voice": VoiceSpec(engine="broken")})
+    gone = THEO.model_copy(update={"voice": VoiceSpec(engine="not-installed")})
+    async with voice_room(tmp_path, [mute, gone], "Sure. The cache is cold.") as probe:
+        audio, rate = speech(tmp_path, "Is the cache warm?")
+        await probe.host.speak("sam", audio, rate)
+        await settle(probe.host)
+        (heard,) = probe.host.ears[("sam", "voice")].heard
+        (stats,) = heard.turn.speech
+        assert stats.tts_error == "the synthesizer is gone" and stats.tts_calls == 0
+        assert heard.turn.outcome == "answered"
+        assert probe.history("voice")[-1].text == "Sure. The cache is cold."
+        assert probe.host.replies[-1].text == "Sure. The cache is cold."
+        # a voice engine that is not installed: the persona answers in text all the same
+        audio, rate = speech(tmp_path, "Hey Theo, is the cache warm?", "t.wav")
+        await probe.host.speak("sam", audio, rate)
+        await settle(probe.host)
+        theo = [r for r in probe.host.replies if r.start.persona_id == "theo"]
+        assert theo and theo[-1].text == "Sure. The cache is cold." and theo[-1].finished
+        assert not probe.host.played_by("theo")
+
+
+@pytest.mark.model
+async def test_a_voice_turn_on_the_real_model_is_intelligible(tmp_path, backend, transcriber):
+    from continuum.persona import ModelOverrides
+
+    # greedy: the same reply every run (what is tested is the pipeline, not the words)
+    greedy = MAYA.model_copy(update={"model": ModelOverrides(temperature=0.0)})
+    async with serve_host(
+        "audio-test",
+        data_dir=tmp_path / "data",
+        personas=[greedy],
+        backend=backend,
+        host_classes={"audio-test": AudioTestHost},
+        policy={"reply_max_tokens": 24},
+        config={"media": {"stt": "whisper"}},
+    ) as probe:
+        audio, rate = speech(tmp_path, "Hello Maya, can you say good morning to me?")
+        await probe.host.speak("sam", audio, rate)
+        await settle(probe.host)
+        (heard,) = probe.host.ears[("sam", "voice")].heard
+        (stats,) = heard.turn.speech
+        (output,) = probe.host.outputs
+        reply = probe.history("voice")[-1].text
+        assert reply and stats.spoken == reply and output.played_s() > 0.3
+        # intelligible: the spoken reply, heard back through speech-to-text, has its words
+        back = transcriber.transcribe(resample(output.samples, output.sample_rate)).lower()
+        said = re.findall(r"[a-z']+", reply.lower())
+        heard_back = set(re.findall(r"[a-z']+", back))
+        assert said and sum(w in heard_back for w in said) >= len(said) / 2, (reply, back)

@@ -160,9 +160,10 @@ async def test_a_reaction_on_any_chunk_of_a_long_reply_credits_the_persona(tmp_p
     (before: only the first, so a 👍 on the second credited nobody)."""
     long = " ".join(f"w{i}" for i in range(500))
     backend = ScriptedBackend(lambda req: long, token_delay_s=0.0005)
-    async with serving(
-        tmp_path, peer, backend, stream=stream, max_message_chars=1000
-    ) as (probe, host):
+    async with serving(tmp_path, peer, backend, stream=stream, max_message_chars=1000) as (
+        probe,
+        host,
+    ):
         await post_event(url(host), event_payload(message("Maya, tell me all", "1700000900.1")))
         await until(lambda: probe.stats["answered"] >= 1)
         posts = peer.of("chat.startStream") + peer.of("chat.postMessage")
@@ -230,15 +231,14 @@ def final_messages(peer) -> list[str]:
 
 
 @pytest.mark.parametrize("stream", ["auto", "update", "off"])
-async def test_a_long_reply_split_inside_a_code_fence_renders_in_each_part(
-    tmp_path, peer, stream
-):
+async def test_a_long_reply_split_inside_a_code_fence_renders_in_each_part(tmp_path, peer, stream):
     code = "\n".join(f"    value_{i} = compute({i})  # step {i}" for i in range(80))
     reply = f"Here is the script:\n```python\n{code}\n```\nRun it twice."
     backend = ScriptedBackend(lambda req: reply, token_delay_s=0.0005)
-    async with serving(
-        tmp_path, peer, backend, stream=stream, max_message_chars=1000
-    ) as (probe, host):
+    async with serving(tmp_path, peer, backend, stream=stream, max_message_chars=1000) as (
+        probe,
+        host,
+    ):
         await post_event(url(host), event_payload(message("Maya, the script?", "1700001100.1")))
         await until(lambda: probe.stats["answered"] >= 1)
     parts = final_messages(peer)

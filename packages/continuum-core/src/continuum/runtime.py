@@ -639,6 +639,8 @@ class Runtime:
                     await host.aclose()
                 except Exception:
                     log.exception("host %s did not close cleanly", name)
+        if self._voice is not None:
+            self._voice.close()
         if self.state_store is not None:
             self.state_store.flush()
         with anyio.CancelScope(shield=True):
@@ -817,8 +819,14 @@ class Runtime:
                     sinks.append(text)
                     return text
                 persona = next(p for p in self.personas if p.id == start.persona_id)
+                try:
+                    engine = self.voice.engine(persona.voice.engine)
+                except ContinuumError as exc:  # no voice: the reply is still written
+                    log.warning("%s cannot speak: %s", persona.id, exc)
+                    sinks.append(text)
+                    return text
                 output = await host.open_audio(start)
-                spoken = self.voice.speaking_sink(start, persona, output, text, turn)
+                spoken = self.voice.speaking_sink(start, persona, output, text, turn, engine)
                 sinks.append(_Watched(spoken, _STREAMING))
                 return sinks[-1]
 

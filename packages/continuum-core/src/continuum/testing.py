@@ -310,6 +310,7 @@ class TestAudioOutput(AudioOutput):
         self.intervals: list[tuple[float, float]] = []  # (from, to) time.monotonic()
         self.cleared_s = 0.0
         self.closed = False
+        self.first_write_wall: float | None = None  # time.time() of the first frame
         self._queued = 0.0
         self._played = 0.0
         self._last = time.monotonic()
@@ -324,6 +325,8 @@ class TestAudioOutput(AudioOutput):
         self._last = now
 
     async def write(self, samples: np.ndarray) -> None:
+        if self.first_write_wall is None:
+            self.first_write_wall = time.time()
         self._advance()
         if self._queued == 0:
             self._last = time.monotonic()  # an underrun: playing resumes now

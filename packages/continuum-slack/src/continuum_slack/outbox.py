@@ -24,7 +24,7 @@ class SlackOutbox:
         self._last_post: dict[str, float] = {}
 
     def reply_mode(self) -> str:
-        """"off" (one post at the end), "stream" (Slack's streaming messages) or "update"
+        """ "off" (one post at the end), "stream" (Slack's streaming messages) or "update"
         (post, then edit)."""
         if self.config.stream == "off":
             return "off"

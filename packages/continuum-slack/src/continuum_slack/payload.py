@@ -46,9 +46,9 @@ def _event_problem(event: Any, where: str) -> str | None:
         if name in event and event[name] is not None:
             if not isinstance(event[name], dict):
                 return f"{where}.{name} is not an object"
-            if name != "item" and (problem := _event_problem(
-                {"type": "message", **event[name]}, f"{where}.{name}"
-            )):
+            if name != "item" and (
+                problem := _event_problem({"type": "message", **event[name]}, f"{where}.{name}")
+            ):
                 return problem
     return None
 

@@ -262,7 +262,8 @@ class SharedCognition:
                 below.append(s)
         # quorum: a person's message gets at least this many voices (best scores first) —
         # unless it needs no answer ("ok", "thanks, that's all"): then at most one, short
-        answer_needed = needs_answer(message.text) or any(s.mentioned for s in scores)
+        heard = needs_answer(message.text) if message.text.strip() else bool(message.parts)
+        answer_needed = heard or any(s.mentioned for s in scores)
         quorum = policy.quorum if answer_needed else 0
         if not answer_needed:
             for d in directives[1:]:

@@ -604,7 +604,8 @@ class Room:
             return out + await self._direct(envelope, candidates, on_reply, replies)
         if self.policy.cognition == "shared" and len(self.personas) > 1:
             return await self.cognition.respond(envelope, message, candidates, on_reply, replies)
-        if not needs_answer(message.text):  # "ok thanks": owed no reply, as in shared rooms
+        # "ok thanks" is owed no reply; audio the model hears itself has no text to judge
+        if not (needs_answer(message.text) if message.text.strip() else message.parts):
             for persona in candidates:
                 self._silent(persona.id, "no reply needed (an acknowledgement)")
                 self.finish_item(persona.id, envelope.id, "silent: acknowledgement")

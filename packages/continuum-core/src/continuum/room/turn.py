@@ -330,7 +330,6 @@ class TurnRunner:
         reply = _reply(persona, message, job.envelope, host_message_id=host_id)
         return TurnResult(reply=reply, composed=job.composed, metrics=completion.metrics)
 
-
     async def _cut_off(
         self, job: RenderJob, start: ReplyStart, sink: ReplySink | None, written: list[str]
     ) -> None:

@@ -78,12 +78,6 @@ def register_commands(subcommands: argparse._SubParsersAction) -> None:
     p.add_argument("--persona", help="persona id (default: the first one)")
     p.add_argument("--config", type=Path, help="continuum.toml (backend, personas, media)")
     p.add_argument(
-        "--mode",
-        choices=["streaming", "sandwich"],
-        default="streaming",
-        help="streaming (default) or the naive full-STT/full-reply/full-TTS pipeline",
-    )
-    p.add_argument(
         "--fast", action="store_true", help="feed the WAV as fast as possible, not in real time"
     )
     p.add_argument("--metrics", action="store_true", help="print the per-stage breakdown")

@@ -101,6 +101,19 @@ class VoiceService:
                 self._engines[name] = (tts_engine(name), threading.Lock())
             return self._engines[name]
 
+    def close(self) -> None:
+        """At shutdown: engines that hold a model (the codec backbone) release it."""
+        with self._engines_lock:
+            engines, self._engines = self._engines, {}
+        for engine, lock in engines.values():
+            close = getattr(engine, "close", None)
+            if close is not None:
+                with lock:
+                    try:
+                        close()
+                    except Exception:
+                        log.exception("the %s voice did not close cleanly", engine.name)
+
     def floor(self, room_key: str) -> VoiceFloor:
         if room_key not in self._floors:
             self._floors[room_key] = VoiceFloor()
@@ -165,9 +178,10 @@ class VoiceService:
         output: AudioOutput,
         inner: ReplySink | None,
         turn: Turn,
+        engine: tuple[TTSEngine, threading.Lock] | None = None,
     ) -> SpeakingSink:
         """A persona's reply spoken into ``output`` in its own voice, on its room's floor."""
-        engine, lock = self.engine(persona.voice.engine)
+        engine, lock = engine or self.engine(persona.voice.engine)
         adapters = ()
         if engine.capabilities.adapters:
             from continuum.voice.codec_tts import voice_adapters
