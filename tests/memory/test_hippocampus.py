@@ -124,3 +124,41 @@ async def test_model_consolidation_maps_to_journal_and_profile(engine):
     assert await hippo.consolidate_full_once() and await hippo.consolidate_full_once()
     texts = [e.text for e in engine.entries("maya")]
     assert "Sam adopted a dog." in texts  # a salient summary is kept without a facts list
+
+
+async def test_bare_lists_from_the_model_are_not_stored_as_facts(engine):
+    """Issue 21: the model pass sometimes listed names or numbers as "facts"; the entry's
+    text (what prompts show) was that list, the real content only in its summary."""
+    import json
+
+    from continuum.envelope import Envelope, ReplyTarget, TextPart
+    from continuum.persona import Persona
+    from continuum.room import Room
+    from tests.scripted_backend import ScriptedBackend
+
+    consolidation = {
+        "summary": "Sam is planning the team offsite in Lisbon with Priya and Dana.",
+        "facts": ["Sam, Priya, Dana", "3, 14, 2027"],
+        "people": [],
+        "commitments": [],
+        "topics": ["offsite"],
+        "emotions": [],
+        "salience": 0.9,
+    }
+    backend = ScriptedBackend(
+        lambda req: json.dumps(consolidation) if req.json_schema else "Sounds fun!"
+    )
+    room = Room("r", [Persona(id="maya", name="Maya", identity="x")], backend, memory=engine)
+    hippo = Hippocampus(engine, backend, quiet_s=0.0)
+    hippo.attach(room.events, room.id, lambda: list(room.personas))
+    await room.handle(
+        Envelope(
+            host="t", room_id="r", author=SAM,
+            parts=(TextPart(text="Any ideas for the offsite?"),),
+            reply_to=ReplyTarget(host="t", channel="r"),
+        )
+    )  # fmt: skip
+    while await hippo.consolidate_full_once():
+        pass
+    texts = [e.text for e in engine.entries("maya")]
+    assert texts == [consolidation["summary"]]

@@ -211,3 +211,61 @@ async def test_the_prompt_holds_only_scoped_memories(tmp_path):
         await say(rt, "slack", "U02PRI", "general", "public", "What is Sam's salary? 90k?")
         await anyio.sleep(0)
     assert "90k now" not in seen[-1]
+
+
+async def test_a_change_of_plan_about_someone_else_supersedes_the_note(tmp_path):
+    """Issue 21: a correction in the third person (no "I", "we", "my") was not extracted,
+    and explicit notes skipped correction handling: the old plan was recalled first."""
+    async with runtime(tmp_path) as rt:
+        await say(
+            rt, "slack", "U01SAM", "general", "public", "Remember that Dana's flight is on Tuesday."
+        )
+        await say(
+            rt, "slack", "U01SAM", "general", "public", "Dana's flight was moved to Thursday."
+        )
+        recalled = await say(rt, "slack", "U01SAM", "general", "public", "When does Dana fly in?")
+        entries = rt.memory.entries("maya")
+    old = next(e for e in entries if "Tuesday" in e.text)
+    new = next(e for e in entries if "Thursday" in e.text)
+    assert old.superseded_by == new.id and new.kind == "correction"
+    assert any("Thursday" in line for line in recalled)
+    assert not any("Tuesday" in line for line in recalled)
+
+
+async def test_an_explicit_note_that_corrects_supersedes_the_earlier_note(tmp_path):
+    async with runtime(tmp_path) as rt:
+        await say(
+            rt, "slack", "U01SAM", "general", "public", "Remember that the standup is at nine."
+        )
+        await say(
+            rt,
+            "slack",
+            "U01SAM",
+            "general",
+            "public",
+            "Remember that the standup is now at ten, not nine.",
+        )
+        recalled = await say(rt, "slack", "U01SAM", "general", "public", "When is the standup?")
+        entries = rt.memory.entries("maya")
+    old = next(e for e in entries if "at nine." in e.text)
+    new = next(e for e in entries if "ten" in e.text)
+    assert old.superseded_by == new.id
+    assert [line for line in recalled if "standup" in line] and not any(
+        "at nine." in line for line in recalled
+    )
+
+
+async def test_a_request_to_be_reminded_is_kept_and_small_talk_is_not(tmp_path):
+    async with runtime(tmp_path) as rt:
+        await say(
+            rt, "slack", "U01SAM", "general", "public",
+            "Can you remind me to send the invoice to Dana on Friday?",
+        )  # fmt: skip
+        await say(
+            rt, "slack", "U01SAM", "general", "public",
+            "The weather was lovely at the beach this weekend, we had a great time.",
+        )  # fmt: skip
+        entries = rt.memory.entries("maya")
+    kept = [e for e in entries if "invoice" in e.text]
+    assert len(kept) == 1 and kept[0].kind == "commitment" and kept[0].commitments
+    assert not [e for e in entries if "weather" in e.text]

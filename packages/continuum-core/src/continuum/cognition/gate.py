@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 import anyio
 import numpy as np
@@ -64,8 +65,21 @@ def specialty_text(persona: Persona) -> str:
     )
 
 
+def specialty_phrases(persona: Persona) -> list[str]:
+    """What a persona knows, phrase by phrase: its specialty and each expertise word."""
+    return [x for x in (persona.specialty, *persona.expertise) if x.strip()]
+
+
 class RelevanceGate:
-    """Scores personas against a message. Weights are plain attributes: tune per room."""
+    """Scores personas against a message. Weights are plain attributes: tune per room.
+
+    ``mode="phrases"`` (the default): a persona's similarity is the best of the message's
+    cosine with its whole specialty text and with each of its specialty phrases (one
+    phrase that fits, "whale" for a marine biologist, is not diluted by the rest of a
+    long identity). The quorum's best fit must stand out from the room
+    (:meth:`best_fit_ok`), else nobody is made to answer. ``mode="single"``: one cosine
+    with the whole text, and the quorum takes the best score whatever it is (the gate
+    before issue 21; kept for bench/eval/gate_held_out.py)."""
 
     def __init__(
         self,
@@ -75,7 +89,11 @@ class RelevanceGate:
         w_expertise: float = 0.35,
         w_analyst: float = 0.05,  # a small analyst's pick is noisy: a nudge, not a vote
         w_reputation: float = 0.3,
+        mode: Literal["phrases", "single"] = "phrases",
+        stand_out: float = 0.15,
     ) -> None:
+        self.mode = mode
+        self.stand_out = stand_out  # the quorum's best fit: this far above the room median
         self.embedder = embedder
         self.threshold = threshold
         self.w_similarity = w_similarity
@@ -83,6 +101,7 @@ class RelevanceGate:
         self.w_analyst = w_analyst
         self.w_reputation = w_reputation
         self._persona_vectors: dict[str, tuple[str, np.ndarray]] = {}
+        self._phrase_vectors: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
         self._message: tuple[str, np.ndarray] | None = None
 
     async def prepare(self, personas: Sequence[Persona], message: str) -> None:
@@ -95,7 +114,42 @@ class RelevanceGate:
     def _embed_all(self, personas: list[Persona], message: str) -> None:
         for persona in personas:
             self.persona_vector(persona)
+            if self.mode == "phrases":
+                self.phrase_vectors(persona)
         self.message_vector(message)
+
+    def phrase_vectors(self, persona: Persona) -> np.ndarray | None:
+        if self.embedder is None:
+            return None
+        phrases = tuple(specialty_phrases(persona))
+        if not phrases:
+            return None
+        cached = self._phrase_vectors.get(persona.id)
+        if cached is None or cached[0] != phrases:
+            cached = (phrases, self.embedder.embed(list(phrases)))
+            self._phrase_vectors[persona.id] = cached
+        return cached[1]
+
+    def similarity(self, persona: Persona, message_vec: np.ndarray | None) -> float:
+        vec = self.persona_vector(persona)
+        if vec is None or message_vec is None:
+            return 0.0
+        best = float(vec @ message_vec)
+        if self.mode == "phrases":
+            phrases = self.phrase_vectors(persona)
+            if phrases is not None:
+                best = max(best, float((phrases @ message_vec).max()))
+        return best
+
+    def best_fit_ok(self, scores: Sequence[GateScore], candidate: GateScore) -> bool:
+        """May the quorum hand the turn to ``candidate`` (the best below the bar)? Only if
+        it fits clearly better than the room as a whole; else nobody fits and the room
+        stays silent rather than answer with an arbitrary persona."""
+        if self.mode == "single" or candidate.mentioned:
+            return True
+        values = sorted(s.score for s in scores)
+        median = values[len(values) // 2]
+        return candidate.score - median >= self.stand_out
 
     def message_vector(self, message: str) -> np.ndarray | None:
         if self.embedder is None:
@@ -132,10 +186,7 @@ class RelevanceGate:
         out: list[GateScore] = []
         for persona in personas:
             state = states.get(persona.id) or PersonaState(persona_id=persona.id)
-            vec = self.persona_vector(persona)
-            similarity = 0.0
-            if vec is not None and message_vec is not None:
-                similarity = float(vec @ message_vec)
+            similarity = self.similarity(persona, message_vec)
             hits = tuple(e for e in persona.expertise if _stem(e.lower()) in words)
             picked = persona.id in analysis.specialists
             reputation = state.reputation.domain_score(analysis.topics)

@@ -270,7 +270,7 @@ class SharedCognition:
                 self._silent(d.persona.id, "no reply needed (an acknowledgement)")
                 room.finish_item(d.persona.id, message.id, "silent: acknowledgement")
             directives = directives[:1]
-        while below and len(directives) < quorum:
+        while below and len(directives) < quorum and room.gate.best_fit_ok(scores, below[0]):
             s = below.pop(0)
             directives.append(Directive(persona=room.personas[s.persona_id], score=s))
             room.events.emit(

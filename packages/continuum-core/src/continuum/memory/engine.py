@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from continuum.errors import ContinuumError
@@ -32,6 +33,7 @@ from continuum.memory.index import (
 from continuum.memory.journal import PERSONA_ID, JournalEntry, JournalFileError, JournalStore
 from continuum.memory.profile import ProfileStore
 
+SUPERSEDE_SIMILARITY = 0.6  # a correction without "not X" replaces its closest earlier fact
 log = logging.getLogger("continuum.memory")
 
 EXPLICIT_REQUEST = re.compile(
@@ -187,6 +189,35 @@ class MemoryEngine:
             self.index.add(entry, store.write(entry))
         self._changed(persona_id, "journal")
         return True
+
+    def corrected_by(
+        self,
+        persona_id: str,
+        *,
+        teller: str,
+        room: str,
+        visibility: str,
+        text: str,
+        replaces: tuple[str, ...] = (),
+    ) -> list[str]:
+        """The earlier entries of ``teller`` a correction replaces: those naming what it
+        says is no longer so ("..., not Porto"), else the single closest one (cosine at
+        least ``SUPERSEDE_SIMILARITY``). Natural talk and explicit notes alike."""
+        teller = teller.lower()
+        query = " ".join([text, *replaces])
+        scope = RecallScope(asker=teller, room=room, visibility=visibility)  # type: ignore[arg-type]
+        mine = [r for r in self.recall(persona_id, query, k=20, scope=scope) if r.told_by == teller]
+        if not mine:
+            return []
+        if replaces:
+            words = [w.lower() for w in replaces]
+            named = [r.entry_id for r in mine if any(w in r.text.lower() for w in words)]
+            if named:
+                return named
+        vectors = self.embedder.embed([text, *(r.text for r in mine)])
+        sims = vectors[1:] @ vectors[0]
+        best = int(np.argmax(sims))
+        return [mine[best].entry_id] if sims[best] >= SUPERSEDE_SIMILARITY else []
 
     def forget(self, persona_id: str, entry_id: str, purge_history: bool = True) -> bool:
         """Forget an entry: its file, copies of it, its versions, and every trace in the

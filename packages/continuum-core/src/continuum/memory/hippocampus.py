@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio
-import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from continuum.backends.base import Backend, CompletionRequest, GenerationSettings, Priority
@@ -41,8 +40,7 @@ from continuum.events import (
     ThinkBlockEmitted,
 )
 from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
-from continuum.memory.extract import Extracted, extract
-from continuum.memory.index import RecallScope
+from continuum.memory.extract import Extracted, extract, self_contained
 from continuum.memory.journal import JournalEntry
 from continuum.memory.profile import ContactUpdate, ProfileUpdate
 from continuum.sanitize import as_data
@@ -53,7 +51,6 @@ log = logging.getLogger("continuum.hippocampus")
 _COMMITMENT = re.compile(
     r"\b(i will|i'll|i promise|i decided|we agreed|next time|tomorrow)\b", re.IGNORECASE
 )
-SUPERSEDE_SIMILARITY = 0.6  # a correction without "not X" replaces its closest earlier fact
 
 
 def _clamp(low: float, high: float) -> Any:
@@ -292,28 +289,16 @@ class Hippocampus:
                 self.stats.superseded += 1
 
     def _corrected(self, persona_id: str, item: _Item, fact: Extracted) -> list[str]:
-        """Earlier entries of the same teller this correction replaces: those naming what
-        it says is no longer so ("..., not Porto"), else the single closest one."""
+        """Earlier entries of the same teller this correction replaces."""
         assert item.author is not None
-        teller = item.author.lower()
-        query = " ".join([fact.text, *fact.replaces])
-        scope = RecallScope(asker=teller, room=item.room_id, visibility=item.visibility)
-        mine = [
-            r
-            for r in self.memory.recall(persona_id, query, k=20, scope=scope)
-            if r.told_by == teller
-        ]
-        if not mine:
-            return []
-        if fact.replaces:
-            words = [w.lower() for w in fact.replaces]
-            named = [r.entry_id for r in mine if any(w in r.text.lower() for w in words)]
-            if named:
-                return named
-        vectors = self.memory.embedder.embed([fact.text, *(r.text for r in mine)])
-        sims = vectors[1:] @ vectors[0]
-        best = int(np.argmax(sims))
-        return [mine[best].entry_id] if sims[best] >= SUPERSEDE_SIMILARITY else []
+        return self.memory.corrected_by(
+            persona_id,
+            teller=item.author,
+            room=item.room_id,
+            visibility=item.visibility,
+            text=fact.text,
+            replaces=fact.replaces,
+        )
 
     def _reduce(self, item: _Item) -> None:
         """Heuristics only (no model): a think-block becomes a low-salience entry, one with
@@ -385,8 +370,10 @@ class Hippocampus:
             item.partners[p.name.lower()] for p in c.people if p.name.lower() in item.partners
         )
         self.last = c
-        facts = [f.strip() for f in c.facts if f.strip()]
-        commitments = [x.strip() for x in c.commitments if x.strip()]
+        # only clean, self-contained sentences: a small model sometimes lists bare names
+        # or numbers as "facts" (the summary then holds the real content)
+        facts = [f.strip() for f in c.facts if self_contained(f)]
+        commitments = [x.strip() for x in c.commitments if self_contained(x)]
         # Facts or commitments when there are some; else a salient summary on its own (a
         # small model often puts the one thing worth keeping there). Nothing salient and
         # nothing extracted: nothing is written (chatter would outrank real facts).

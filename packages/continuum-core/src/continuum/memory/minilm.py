@@ -121,6 +121,9 @@ class MiniLMEmbedder:
     # The relevance bar measured on bench/eval/gate_calibration.py (persona specialty vs
     # message cosine): it maximises F1 on labelled pairs held apart from the eval's room.
     relevance_bar: ClassVar[float] = 0.22
+    # with the gate's phrase-level similarity (the best of the whole specialty text and
+    # each specialty phrase), chosen on the same calibration set: bench/eval/gate_held_out.py
+    phrase_bar: ClassVar[float] = 0.34
     cache_size: ClassVar[int] = 2048
     max_batch: ClassVar[int] = 32
     _shared: ClassVar[MiniLMEmbedder | None] = None

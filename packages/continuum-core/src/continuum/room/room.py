@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC
-from typing import Any
+from typing import Any, Literal
 
 from continuum.backends.base import AdapterUse, Backend, InferenceMetrics, SlotKey
 from continuum.backends.scheduler import InferenceScheduler
@@ -58,6 +58,7 @@ from continuum.media import Bridged, MediaBridge
 from continuum.media.placeholder import media_id, media_of, unreadable_note
 from continuum.memory.embeddings import Embedder
 from continuum.memory.engine import EXPLICIT_REQUEST, MemoryEngine
+from continuum.memory.extract import extract
 from continuum.memory.index import RecallScope
 from continuum.memory.journal import JournalEntry
 from continuum.persona import Persona
@@ -116,10 +117,14 @@ class Room:
         self.states: dict[str, PersonaState] = {}
         if gate is None:
             gate_embedder = embedder or _default_embedder()
+            # phrase-level similarity where its bar was calibrated (MiniLM:
+            # bench/eval/gate_held_out.py), else the single cosine and its bar
+            phrase_bar = getattr(gate_embedder, "phrase_bar", None)
+            mode: Literal["phrases", "single"] = "phrases" if phrase_bar else "single"
             bar = self.policy.relevance_threshold
             if bar is None:
-                bar = getattr(gate_embedder, "relevance_bar", 0.15)
-            gate = RelevanceGate(gate_embedder, threshold=bar)
+                bar = phrase_bar or getattr(gate_embedder, "relevance_bar", 0.15)
+            gate = RelevanceGate(gate_embedder, threshold=bar, mode=mode)
         self.gate = gate
         self._floor = InferenceScheduler(max_queue=self.policy.max_pending)
         self.guidance = guidance
@@ -506,7 +511,22 @@ class Room:
             entry_id = f"{envelope.timestamp.astimezone(UTC):%Y%m%dT%H%M%S}-{digest}"
             if self.memory.journal(persona_id).path_for(entry_id).exists():
                 continue
-            self.memory.remember(
+            # a note that corrects an earlier one ("remember: the standup is at ten now,
+            # not nine") supersedes it, as a correction said in passing does
+            corrected = [
+                old
+                for fact in extract(message.text)
+                if fact.kind == "correction"
+                for old in self.memory.corrected_by(
+                    persona_id,
+                    teller=message.author.id,
+                    room=self.key,
+                    visibility=envelope.visibility,
+                    text=fact.text,
+                    replaces=fact.replaces,
+                )
+            ]
+            written = self.memory.remember(
                 JournalEntry(
                     id=entry_id,
                     persona=persona_id,
@@ -522,6 +542,8 @@ class Room:
                     text=f"{message.author.name}: {message.text}",
                 )
             )
+            for old in dict.fromkeys(corrected):
+                self.memory.supersede(persona_id, old, written.id)
 
     async def handle(
         self,
