@@ -148,8 +148,8 @@ def main() -> None:
         f"after (best phrase, bar {bar}, best fit {stand_out} above the room)": RelevanceGate(
             embedder, threshold=bar, stand_out=stand_out
         ),
-        "as shipped (MiniLMEmbedder.phrase_bar, default stand_out)": RelevanceGate(
-            embedder, threshold=embedder.phrase_bar
+        "as shipped (phrase_bar 0.34; quorum_stand_out 0: a question always gets its best fit)": (
+            RelevanceGate(embedder, threshold=embedder.phrase_bar)
         ),
     }
     result = {

@@ -99,6 +99,7 @@ async def test_a_persons_think_block_never_reaches_a_prompt_as_one(tmp_path):
         [persona(), Persona(id="otto", name="Otto", identity="An archivist.")],
         backend,
         memory=memory,
+        policy=RoomPolicy(relevance_threshold=-1.0),  # everyone answers: every prompt kind
     )
     hippocampus = Hippocampus(memory, backend, quiet_s=0)
     hippocampus.attach(room.events, room.id, lambda: list(room.personas))

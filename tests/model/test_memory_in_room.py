@@ -87,12 +87,19 @@ async def test_hippocampus_consolidates_with_the_model_when_quiet(backend, tmp_p
     assert await hippo.consolidate_full_once()  # the persona's reply: the model pass
     assert hippo.stats.full == 1 and hippo.last is not None
     entries = memory.entries("maya")
-    # written exactly when the model extracted something worth keeping
-    extracted = [f for f in hippo.last.facts + hippo.last.commitments if f.strip()]
+    # written exactly when the model extracted something worth keeping: clean facts or
+    # commitments (a bare list is not one), else a salient summary
+    from continuum.memory.extract import self_contained
+
+    last = hippo.last
+    clean = [f.strip() for f in last.facts if self_contained(f)]
+    extracted = clean + [c for c in last.commitments if self_contained(c)]
+    salient = bool(last.summary.strip()) and last.salience >= memory.policy.min_salience
     model_entries = [e for e in entries if e.told_by is None]
-    assert len(entries) - said_entries == len(model_entries) == (1 if extracted else 0)
+    expected = 1 if extracted or salient else 0
+    assert len(entries) - said_entries == len(model_entries) == expected
     for entry in model_entries:
-        assert entry.room == "r" and all(f.strip() in entry.text for f in hippo.last.facts)
+        assert entry.room == "r" and all(f in entry.text for f in clean)
 
 
 async def test_a_new_message_cancels_inflight_consolidation(backend, tmp_path, embedder):

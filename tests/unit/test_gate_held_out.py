@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart
-from continuum.room import Room
+from continuum.room import Room, RoomPolicy
 from continuum.testing import ScriptedBackend
 
 pytestmark = pytest.mark.anyio
@@ -26,15 +26,19 @@ def ask(text: str) -> Envelope:
 
 
 @pytest.mark.parametrize(
-    ("message", "speakers"),
+    ("message", "speakers", "stand_out"),
     [
-        ("I feel like everyone at work is smarter than me", ["pip"]),
-        ("what did people use to tell time before watches?", ["otto"]),
-        ("anyone seen my umbrella?", []),  # before: Rhea, handed the turn by the quorum
-        ("lunch at noon today?", []),
+        ("I feel like everyone at work is smarter than me", ["pip"], 0.0),  # before: +Maya
+        ("what did people use to tell time before watches?", ["otto"], 0.0),  # before: +Maya
+        # a room that prefers silence when nobody clearly fits ([policy] quorum_stand_out)
+        ("anyone seen my umbrella?", [], 0.15),  # before: Rhea, handed the turn by the quorum
+        ("lunch at noon today?", [], 0.15),
     ],
 )
-async def test_the_room_picks_the_fitting_persona_or_nobody(six_personas, message, speakers):
-    room = Room("r", six_personas, ScriptedBackend(lambda req: "Sure."))
+async def test_the_room_picks_the_fitting_persona_or_nobody(
+    six_personas, message, speakers, stand_out
+):
+    policy = RoomPolicy(quorum_stand_out=stand_out)
+    room = Room("r", six_personas, ScriptedBackend(lambda req: "Sure."), policy=policy)
     replies = await room.handle(ask(message))
     assert sorted(r.persona_id for r in replies) == speakers

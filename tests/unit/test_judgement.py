@@ -101,6 +101,7 @@ async def test_the_gate_embeds_off_the_event_loop_and_once_per_text():
     import numpy as np
 
     from continuum.cognition.analysis import SharedAnalysis
+    from continuum.cognition.gate import specialty_phrases
     from continuum.memory.minilm import MiniLMEmbedder
 
     calls: list[tuple[str, str]] = []
@@ -114,9 +115,13 @@ async def test_the_gate_embeds_off_the_event_loop_and_once_per_text():
 
     gate = RelevanceGate(Counting())
     await gate.prepare([MAYA, JUNO], "How do I profile the cache?")
-    assert len(calls) == 3 and all(name != "MainThread" for name, _ in calls)
+    # each persona's whole specialty text and its phrases, and the message: once each
+    phrases = len(specialty_phrases(MAYA)) + len(specialty_phrases(JUNO))
+    assert len(calls) == 3 + phrases and all(name != "MainThread" for name, _ in calls)
     gate.score([MAYA, JUNO], "How do I profile the cache?", SharedAnalysis(), {})
-    assert len(calls) == 3  # score found every vector ready
+    assert len(calls) == 3 + phrases  # score found every vector ready
+    await gate.prepare([MAYA, JUNO], "How do I profile the cache?")
+    assert len(calls) == 3 + phrases  # nothing embedded twice
 
     embedder = MiniLMEmbedder.shared()
     forward = embedder._one

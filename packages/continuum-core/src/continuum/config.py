@@ -155,6 +155,16 @@ class ContinuumConfig(_Section):
         }
         return RoomPolicy.model_validate(merged)
 
+    def sets_policy(self, room_key: str, field: str) -> bool:
+        """Does the user's config set this ``[policy]`` field for the room (in
+        ``[policy]``, ``[policies.<host>]`` or ``[policies."<host>:<room>"]``)?"""
+        host = room_key.split(":", 1)[0]
+        return (
+            field in self.policy.model_fields_set
+            or field in self.policies.get(host, {})
+            or field in self.policies.get(room_key, {})
+        )
+
     def host_names(self) -> list[str]:
         """Hosts whose table is present and not ``enabled = false``."""
         return [name for name, table in self.hosts.items() if table.get("enabled", True)]

@@ -462,7 +462,12 @@ class Runtime:
         policy = self.config.policy_for(room_key, built.default_policy if built else None)
         if built is not None and built.capabilities.audio_out:  # one floor, few voices
             bound = min(policy.max_persona_turns_per_message, self.config.voice.max_speakers)
-            policy = policy.model_copy(update={"max_persona_turns_per_message": bound})
+            update: dict[str, Any] = {"max_persona_turns_per_message": bound}
+            if "deliberation" not in built.default_policy and not self.config.sets_policy(
+                room_key, "deliberation"
+            ):
+                update["deliberation"] = "gate"  # no seconds of JSON before the first word
+            policy = policy.model_copy(update=update)
         return policy
 
     async def __aenter__(self) -> Runtime:

@@ -76,10 +76,10 @@ class RelevanceGate:
     ``mode="phrases"`` (the default): a persona's similarity is the best of the message's
     cosine with its whole specialty text and with each of its specialty phrases (one
     phrase that fits, "whale" for a marine biologist, is not diluted by the rest of a
-    long identity). The quorum's best fit must stand out from the room
-    (:meth:`best_fit_ok`), else nobody is made to answer. ``mode="single"``: one cosine
-    with the whole text, and the quorum takes the best score whatever it is (the gate
-    before issue 21; kept for bench/eval/gate_held_out.py)."""
+    long identity). With ``stand_out`` > 0 the quorum's best fit must stand out from the
+    room by that much (:meth:`best_fit_ok`), else nobody is made to answer.
+    ``mode="single"``: one cosine with the whole text (the gate before issue 21; kept for
+    bench/eval/gate_held_out.py)."""
 
     def __init__(
         self,
@@ -90,7 +90,7 @@ class RelevanceGate:
         w_analyst: float = 0.05,  # a small analyst's pick is noisy: a nudge, not a vote
         w_reputation: float = 0.3,
         mode: Literal["phrases", "single"] = "phrases",
-        stand_out: float = 0.15,
+        stand_out: float = 0.0,
     ) -> None:
         self.mode = mode
         self.stand_out = stand_out  # the quorum's best fit: this far above the room median

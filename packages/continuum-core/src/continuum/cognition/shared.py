@@ -233,9 +233,13 @@ class SharedCognition:
     ) -> list[PersonaReply]:
         room, policy = self.room, self.room.policy
         upto = room.history.index(message)
+        fast = policy.deliberation == "gate"
         async with anyio.create_task_group() as tg:  # embeddings while the analyst runs
             tg.start_soon(room.gate.prepare, candidates, message.text)
-            analysis = await self._analyze(message, upto)
+            if fast:  # the gate alone decides; personas render from the message
+                analysis = SharedAnalysis(said=f"{message.author.name}: {message.text}")
+            else:
+                analysis = await self._analyze(message, upto)
         now = time.time()
         states = {p.id: room.state(p.id) for p in candidates}
         for state in states.values():
@@ -291,6 +295,9 @@ class SharedCognition:
         plans: dict[str, Plan] = {}
         disputed = contested(message.text, analysis, len(directives))
         for d in list(directives):
+            if fast:
+                plans[d.persona.id] = Plan()
+                continue
             plans[d.persona.id] = await self._plan(d.persona, message, upto, analysis, disputed)
         analysis, directives, lead = await self._apply_levers(
             directives, plans, analysis, message, upto, scores

@@ -24,12 +24,21 @@ class RoomPolicy(BaseModel):
     max_persona_turns_per_message: int = Field(default=4, ge=0)
     cooldown_s: float = Field(default=0.0, ge=0.0)  # unmentioned personas wait this long
     quorum: int = Field(default=1, ge=0)  # voices a person's message gets even if none pass
+    # the quorum's best fit must score this far above the room's median, else nobody is
+    # made to answer (0: a question always gets its best fit's voice; 0.15 maximised F1 on
+    # bench/eval's calibration set, and silences questions nobody clearly fits)
+    quorum_stand_out: float = Field(default=0.0, ge=0.0)
     # the gate's bar on specialty similarity; None: the embedder's calibrated bar
     # (bench/eval/gate_calibration.py)
     relevance_threshold: float | None = None
     exhausted_below: float = Field(default=0.1, ge=0.0, le=1.0)  # energy: declines below
     reply_max_tokens: int = Field(default=160, gt=0)
     analysis_max_tokens: int = Field(default=256, gt=0)
+    # shared cognition's model passes: "model" = the shared analysis and each persona's
+    # lever planning run on the model; "gate" = who speaks is the gate's decision alone
+    # and each persona renders straight from the message (no analysis, no levers) — a
+    # voice room's default, where seconds of JSON before the first word are too slow
+    deliberation: Literal["model", "gate"] = "model"
     plan_max_tokens: int = Field(default=64, gt=0)
     max_think_budget: int = Field(default=256, ge=0)
     # cedeFloorTo / inviteSpecialist are honoured when the target's relevance score is at

@@ -124,7 +124,9 @@ class Room:
             bar = self.policy.relevance_threshold
             if bar is None:
                 bar = phrase_bar or getattr(gate_embedder, "relevance_bar", 0.15)
-            gate = RelevanceGate(gate_embedder, threshold=bar, mode=mode)
+            gate = RelevanceGate(
+                gate_embedder, threshold=bar, mode=mode, stand_out=self.policy.quorum_stand_out
+            )
         self.gate = gate
         self._floor = InferenceScheduler(max_queue=self.policy.max_pending)
         self.guidance = guidance
