@@ -445,10 +445,70 @@ async def sandwich(utterances: list[dict], persona, threads: int, tail_ms: int) 
     return rows
 
 
+async def room_only() -> None:
+    """The room of six listening personas alone, as the runtime now runs voice rooms."""
+    tmp = Path(tempfile.mkdtemp())
+    texts = [(t, False) for t in SHORT[:3]] + [(t, True) for t in PAUSED[:3]]
+    utterances = []
+    for i, (text, ssml) in enumerate(texts):
+        samples = speak(text, tmp / f"u{i}.wav", VOICES[i % len(VOICES)], ssml)
+        utterances.append(
+            {
+                "text": re.sub(r"<[^>]+>", "", text),
+                "paused": ssml,
+                "samples": samples,
+                "end": speech_end(samples),
+            }
+        )
+    personas = load_personas([ROOT / "examples" / "personas", ROOT / "examples" / "more-personas"])
+    rows, info = await through_runtime(utterances, personas, 2, tmp / "six", "six")
+    audio = [
+        r["first_audio_ms"] for r in rows if r["first_audio_ms"] and not r["false_end_of_turn"]
+    ]
+    passes = [r["stt_passes"] + r["bridge_stt_calls"] for r in rows]
+    result = {
+        "bench": "voice_room",
+        "through_runtime": True,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "personas_listening": len(personas),
+        "utterances": len(rows),
+        "turn_detector": info["turn_detector"],
+        "first_audio_ms_p50": p(audio, 0.5) if audio else None,
+        "first_audio_ms_max": max(audio) if audio else None,
+        "stt_calls_per_utterance_max": max(passes),
+        "stt_calls_per_utterance_median": statistics.median(passes),
+        "bridge_stt_calls": sum(r["bridge_stt_calls"] for r in rows),
+        "speakers_per_utterance": [r["speakers"] for r in rows],
+        "rows": rows,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "voice_room.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "voice_room.md").write_text(
+        "# bench/voice --room-only\n\n"
+        f"A room of {len(personas)} listening personas (deliberation = gate, the voice-room "
+        f"default), {len(rows)} utterances in real time through the runtime, 2 threads, "
+        f"{result['machine']}: first audio p50 {result['first_audio_ms_p50']} ms (max "
+        f"{result['first_audio_ms_max']}); speech-to-text passes per utterance max "
+        f"{result['stt_calls_per_utterance_max']}, median "
+        f"{result['stt_calls_per_utterance_median']}, of which the room's media bridge "
+        f"{result['bridge_stt_calls']}; personas speaking per utterance "
+        f"{result['speakers_per_utterance']}.\n"
+    )
+    print((RESULTS / "voice_room.md").read_text())
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--room-only",
+        action="store_true",
+        help="only the room of six listening personas (writes voice_room.json / .md)",
+    )
     args = parser.parse_args()
+    if args.room_only:
+        await room_only()
+        return
     threads = 2
     texts = [(t, False) for t in SHORT + LONG] + [(t, True) for t in PAUSED]
     if args.quick:
