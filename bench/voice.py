@@ -445,14 +445,12 @@ async def sandwich(utterances: list[dict], persona, threads: int, tail_ms: int) 
     return rows
 
 
-async def room_only() -> None:
-    """The room of six listening personas alone, as the runtime now runs voice rooms."""
-    tmp = Path(tempfile.mkdtemp())
-    texts = [(t, False) for t in SHORT[:3]] + [(t, True) for t in PAUSED[:3]]
-    utterances = []
+def spoken(texts: list[tuple[str, bool]], tmp: Path) -> list[dict]:
+    """Each (text, ssml) spoken with espeak-ng, voices in turn; the true end of speech."""
+    out = []
     for i, (text, ssml) in enumerate(texts):
         samples = speak(text, tmp / f"u{i}.wav", VOICES[i % len(VOICES)], ssml)
-        utterances.append(
+        out.append(
             {
                 "text": re.sub(r"<[^>]+>", "", text),
                 "paused": ssml,
@@ -460,6 +458,14 @@ async def room_only() -> None:
                 "end": speech_end(samples),
             }
         )
+    return out
+
+
+async def room_only() -> None:
+    """The room of six listening personas alone, as the runtime now runs voice rooms."""
+    tmp = Path(tempfile.mkdtemp())
+    texts = [(t, False) for t in SHORT[:3]] + [(t, True) for t in PAUSED[:3]]
+    utterances = spoken(texts, tmp)
     personas = load_personas([ROOT / "examples" / "personas", ROOT / "examples" / "more-personas"])
     rows, info = await through_runtime(utterances, personas, 2, tmp / "six", "six")
     audio = [
@@ -514,17 +520,7 @@ async def main() -> None:
     if args.quick:
         texts = texts[:2] + texts[10:12] + texts[20:22]
     tmp = Path(tempfile.mkdtemp())
-    utterances = []
-    for i, (text, ssml) in enumerate(texts):
-        samples = speak(text, tmp / f"u{i}.wav", VOICES[i % len(VOICES)], ssml)
-        utterances.append(
-            {
-                "text": re.sub(r"<[^>]+>", "", text),
-                "paused": ssml,
-                "samples": samples,
-                "end": speech_end(samples),
-            }
-        )
+    utterances = spoken(texts, tmp)
     held = [
         {"text": u.text, "paused": u.paused, "samples": u.samples, "end": u.end, "voice": u.voice}
         for u in held_out_set()

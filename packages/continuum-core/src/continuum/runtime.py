@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from anyio.abc import TaskGroup
@@ -84,6 +84,9 @@ from continuum.persona import Persona
 from continuum.persona_files import load_personas
 from continuum.room import Room, RoomPolicy
 from continuum.router import MessageMap, RoomRouter
+
+if TYPE_CHECKING:
+    from continuum.voice.service import VoiceService
 
 log = logging.getLogger("continuum.runtime")
 
@@ -401,10 +404,10 @@ class Runtime:
         self._background_scopes: list[anyio.CancelScope] = []
         self._stop = anyio.Event()
         self._closed = False
-        self._voice: Any = None
+        self._voice: VoiceService | None = None
 
     @property
-    def voice(self) -> Any:
+    def voice(self) -> VoiceService:
         """The voice service (:class:`continuum.voice.service.VoiceService`), built on
         first use: ears, speaking sinks, the room floors, cached TTS engines."""
         if self._voice is None:

@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import anyio
@@ -74,7 +74,6 @@ class Heard:
     retracted: int  # held deliveries the person talked through
     turn: TurnHandle | None = None
     samples: int = 0
-    detector_ms: list[float] = field(default_factory=list)
 
 
 class RuntimeEar:
@@ -174,16 +173,14 @@ class RuntimeEar:
                         text, _ = await anyio.to_thread.run_sync(
                             s.transcribe, audio, abandon_on_cancel=True
                         )
-                    started = time.monotonic()
                     verdict = await anyio.to_thread.run_sync(
                         s.detector.finished, audio, text, abandon_on_cancel=True
                     )
-                    detector_ms = (time.monotonic() - started) * 1000
                 finally:
                     running[0] -= 1
                 log.debug("pause pass: %r, finished %.3f", text, verdict)
                 if spec.get("ticket") is ticket:
-                    spec.update(text=text, verdict=verdict, ms=detector_ms, done=time.monotonic())
+                    spec.update(text=text, verdict=verdict, done=time.monotonic())
 
             while True:
                 frame = await self._receive.receive()

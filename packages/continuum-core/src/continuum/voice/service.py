@@ -11,30 +11,59 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import anyio
 import numpy as np
 
+from continuum.config import ContinuumConfig
 from continuum.envelope import Envelope, Participant, ReplyTarget, Visibility
 from continuum.errors import ContinuumError
 from continuum.hosts.audio import AudioOutput
-from continuum.hosts.base import ReplySink, ReplyStart, TurnHandle
+from continuum.hosts.base import HostServices, ReplySink, ReplyStart, TurnHandle
+from continuum.media import MediaBridge
 from continuum.persona import Persona
 from continuum.voice.ear import RuntimeEar
-from continuum.voice.speaking import SpeakingSink, VoiceFloor
+from continuum.voice.speaking import SpeakingSink, SpeechStats, VoiceFloor
 from continuum.voice.tts import TTSEngine
 from continuum.voice.turn_detect import TurnDetector, default_turn_detector
 from continuum.voice.vad import EndOfTurnPolicy
 
-if TYPE_CHECKING:
-    from continuum.runtime import Runtime, Turn
-
 log = logging.getLogger("continuum.voice")
 
 
+class VoiceRuntime(Protocol):
+    """What the voice service needs of the runtime (it does not import the runtime)."""
+
+    config: ContinuumConfig
+    backend: Any  # capabilities.audio_in
+    bridge: MediaBridge
+    hippocampus: Any  # someone_speaks(), or None without memory
+
+    async def deliver(self, host: str, envelope: Envelope, *, held: bool = False) -> Any: ...
+
+    def release(self, turn: Any) -> None: ...
+
+    def retract(self, turn: Any) -> None: ...
+
+    def services_for(self, host: str) -> HostServices: ...
+
+    def start_task(self, fn: Callable[[], Any]) -> None: ...
+
+
+class SpokenTurn(Protocol):
+    """A turn whose replies are spoken: held until its gate opens, cancelled by a
+    barge-in, keeping its replies' speech stats."""
+
+    gate: anyio.Event | None
+    speech: list[SpeechStats]
+
+    def cancel(self) -> None: ...
+
+
 class VoiceService:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: VoiceRuntime) -> None:
         self.runtime = runtime
         cfg = runtime.config.voice
         self.policy = EndOfTurnPolicy(
@@ -125,10 +154,10 @@ class VoiceService:
         return await self.runtime.deliver(envelope.host, envelope, held=held)
 
     def release(self, turn: TurnHandle) -> None:
-        self.runtime.release(turn)  # type: ignore[arg-type]
+        self.runtime.release(turn)
 
     def retract(self, turn: TurnHandle) -> None:
-        self.runtime.retract(turn)  # type: ignore[arg-type]
+        self.runtime.retract(turn)
 
     def voice_active(self) -> None:
         """Someone is speaking in a voice room (a person, or a persona being heard): the
@@ -177,7 +206,7 @@ class VoiceService:
         persona: Persona,
         output: AudioOutput,
         inner: ReplySink | None,
-        turn: Turn,
+        turn: SpokenTurn,
         engine: tuple[TTSEngine, threading.Lock] | None = None,
     ) -> SpeakingSink:
         """A persona's reply spoken into ``output`` in its own voice, on its room's floor."""
