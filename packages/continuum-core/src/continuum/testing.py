@@ -207,6 +207,11 @@ class HostProbe:
         """The host instance the runtime built (its port, its ready event ...)."""
         return self._rt.host(self.host_name)
 
+    async def deliver(self, host: str, envelope: Envelope) -> Any:
+        """Deliver a message as another host of the same runtime would (a person linked
+        across hosts tells one thing here, asks there); returns its turn handle."""
+        return await self._rt.deliver(host, envelope)
+
     @property
     def stats(self) -> dict[str, int]:
         """Delivered messages by outcome: answered, silent, shed, failed, cancelled,
