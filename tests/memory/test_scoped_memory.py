@@ -232,6 +232,40 @@ async def test_a_change_of_plan_about_someone_else_supersedes_the_note(tmp_path)
     assert not any("Tuesday" in line for line in recalled)
 
 
+async def test_a_correction_passed_on_by_someone_else_supersedes_what_they_said(tmp_path):
+    """bench/eval: "Sam asked me to pass this on: the offsite is now in Bruges" (told by
+    Priya) left Sam's "it'll be in Ghent" live: corrections only replaced the teller's own
+    entries. A correction naming the person an entry came from replaces it too."""
+    async with runtime(tmp_path) as rt:
+        await say(
+            rt, "slack", "U01SAM", "general", "public",
+            "I'm organising the team offsite, it'll be in Ghent on the 12th.",
+        )  # fmt: skip
+        await say(
+            rt, "slack", "U02PRI", "general", "public",
+            "Sam asked me to pass this on: the offsite is now in Bruges instead.",
+        )  # fmt: skip
+        recalled = await say(rt, "slack", "U01SAM", "general", "public", "Where is the offsite?")
+        entries = rt.memory.entries("maya")
+    old = next(e for e in entries if "Ghent" in e.text)
+    new = next(e for e in entries if "Bruges" in e.text)
+    assert old.superseded_by == new.id
+    assert any("Bruges" in line for line in recalled)
+    assert not any("Ghent" in line for line in recalled)
+
+
+async def test_nobody_can_correct_what_someone_said_in_private(tmp_path):
+    async with runtime(tmp_path) as rt:
+        await say(rt, "slack", "U01SAM", "dm-sam", "dm", "Between us: my flight home is on Friday.")
+        await say(
+            rt, "slack", "U02PRI", "general", "public",
+            "Sam says his flight home is now on Monday, not Friday.",
+        )  # fmt: skip
+        entries = rt.memory.entries("maya")
+    old = next(e for e in entries if "Friday" in e.text and "Between us" in e.text)
+    assert old.superseded_by is None
+
+
 async def test_an_explicit_note_that_corrects_supersedes_the_earlier_note(tmp_path):
     async with runtime(tmp_path) as rt:
         await say(

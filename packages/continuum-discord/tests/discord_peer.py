@@ -27,6 +27,7 @@ APP_ID = 900
 GUILD_ID = 100
 GENERAL = 200  # a public text channel
 SECRET = 201  # a private one (@everyone cannot view it)
+VOICE = 202  # a voice channel
 THREAD = 300  # a public thread in #general, started from Leo's message (same id)
 SAM = 1001
 LEO = 1002
@@ -92,6 +93,22 @@ def channel(cid: int) -> dict:
                 "locked": False,
             },
         }
+    if cid == VOICE:
+        return {
+            "id": str(VOICE),
+            "type": 2,
+            "guild_id": str(GUILD_ID),
+            "name": "voice",
+            "position": 1,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+            "bitrate": 64000,
+            "user_limit": 0,
+            "rtc_region": None,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+        }
     overwrites = []
     if cid == SECRET:  # @everyone (the role whose id is the guild's) may not view it
         overwrites = [{"id": str(GUILD_ID), "type": 0, "allow": "0", "deny": str(1 << 10)}]
@@ -148,7 +165,7 @@ def guild() -> dict:
         ],
         "emojis": [],
         "stickers": [],
-        "channels": [channel(GENERAL), channel(SECRET)],
+        "channels": [channel(GENERAL), channel(SECRET), channel(VOICE)],
         "threads": [channel(THREAD)],
         "members": [member(SAM), member(LEO), {**member(BOT_ID), "roles": ["150"]}],
         "voice_states": [],
@@ -470,6 +487,26 @@ class DiscordPeer:
         await self.dispatch("INTERACTION_CREATE", data)
         return data
 
+    async def join_voice(self, author: int, channel_id: int | None) -> None:
+        """A person joins (or, with None, leaves) a voice channel."""
+        await self.dispatch(
+            "VOICE_STATE_UPDATE",
+            {
+                "guild_id": str(GUILD_ID),
+                "channel_id": str(channel_id) if channel_id else None,
+                "user_id": str(author),
+                "session_id": f"vs-{author}",
+                "member": member(author),
+                "deaf": False,
+                "mute": False,
+                "self_deaf": False,
+                "self_mute": False,
+                "self_video": False,
+                "suppress": False,
+                "request_to_speak_timestamp": None,
+            },
+        )
+
     # --- what the bot did -------------------------------------------------------------------------
 
     def of(self, method: str, prefix: str) -> list[Call]:
@@ -631,6 +668,9 @@ class DiscordPeer:
             return 200, self.commands.get(parts[3] if len(parts) > 3 else "", [])
         if parts[0] == "channels":
             return self._channels(method, parts, query, body)
+        if parts[0] == "guilds" and len(parts) == 4 and parts[2] == "members":
+            uid = int(parts[3])
+            return (200, member(uid)) if uid in USERS else (404, {"message": "Unknown Member"})
         if parts[0] == "webhooks":
             return self._webhook(method, parts, query, body)
         if parts[0] == "interactions":  # /interactions/{id}/{token}/callback

@@ -221,7 +221,17 @@ async def test_slash_commands_are_registered_per_guild_and_answered_ephemerally(
         [cmd] = await until(lambda: peer.commands.get("100"))
         assert cmd["name"] == "continuum"
         subs = {o["name"] for o in cmd["options"]}
-        assert subs == {"personas", "ask", "state", "forget", "invite", "remove", "link"}
+        assert subs == {
+            "personas",
+            "ask",
+            "state",
+            "forget",
+            "invite",
+            "remove",
+            "link",
+            "join",
+            "leave",
+        }
         await peer.interaction(SAM, "continuum", "personas")
         [callback] = await until(lambda: peer.of("POST", "/interactions/"))
         assert callback.body["type"] == 4

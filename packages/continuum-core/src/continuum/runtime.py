@@ -460,10 +460,10 @@ class Runtime:
 
     def policy_for(self, room_key: str) -> RoomPolicy:
         """The policy of a room (``<host>:<room id>``): see ``ContinuumConfig.policy_for``."""
-        host = room_key.split(":", 1)[0]
+        host, _, room_id = room_key.partition(":")
         built = self.hosts.get(host)
         policy = self.config.policy_for(room_key, built.default_policy if built else None)
-        if built is not None and built.capabilities.audio_out:  # one floor, few voices
+        if built is not None and built.speaks_in(room_id):  # one floor, few voices
             bound = min(policy.max_persona_turns_per_message, self.config.voice.max_speakers)
             update: dict[str, Any] = {"max_persona_turns_per_message": bound}
             if "deliberation" not in built.default_policy and not self.config.sets_policy(
@@ -823,7 +823,7 @@ class Runtime:
 
             async def open_reply(start: ReplyStart) -> ReplySink:
                 text = _Watched(await host.open_reply(start), host.capabilities)
-                if not host.capabilities.audio_out:
+                if not host.speaks_in(turn.envelope.room_id):
                     sinks.append(text)
                     return text
                 persona = next(p for p in self.personas if p.id == start.persona_id)

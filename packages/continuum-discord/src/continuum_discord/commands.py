@@ -1,4 +1,4 @@
-"""``/continuum personas|ask|state|forget|invite|remove|link`` as Discord application
+"""``/continuum personas|ask|state|forget|invite|remove|link|join|leave`` as Discord application
 commands (one command with subcommands), registered per guild and answered ephemerally
 (only ``ask`` is public: the question is posted like a message, and the persona answers
 it in the channel)."""
@@ -50,6 +50,14 @@ def command_group(name: str, run: Run) -> app_commands.Group:
     @app_commands.describe(code="The code your other account got (empty: get a code)")
     async def link(interaction: discord.Interaction, code: str | None = None) -> None:
         await run(interaction, "link", (code,) if code else ())
+
+    @group.command(name="join", description="The personas join your voice channel")
+    async def join(interaction: discord.Interaction) -> None:
+        await run(interaction, "join", ())
+
+    @group.command(name="leave", description="The personas leave the voice channel")
+    async def leave(interaction: discord.Interaction) -> None:
+        await run(interaction, "leave", ())
 
     return group
 

@@ -14,6 +14,9 @@ class DiscordConfig(HostConfig):
     # where Discord is: its REST API and gateway (a local peer in tests; leave unset)
     api_url: str | None = None  # e.g. "https://discord.com/api/v10"
     gateway_url: str | None = None  # e.g. "wss://gateway.discord.gg/"
+    # a CA certificate to trust besides the system's (a TLS-inspecting proxy; the tests'
+    # local voice server)
+    ca_file: str | None = None
     # attachments are fetched from these hosts only (Discord's CDN)
     cdn_hosts: tuple[str, ...] = ("cdn.discordapp.com", "media.discordapp.net")
     max_file_mb: float = Field(default=25.0, ge=0.0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -39,7 +40,8 @@ from continuum.envelope import (
     TextPart,
     Visibility,
 )
-from continuum.errors import HostFailed
+from continuum.errors import ContinuumError, HostFailed
+from continuum.hosts.audio import AudioOutput, Ear
 from continuum.hosts.base import (
     CommandEvent,
     DeleteEvent,
@@ -66,6 +68,7 @@ from continuum_discord.events import (
     visibility_of,
 )
 from continuum_discord.sink import NO_PINGS, DiscordReplySink
+from continuum_discord.voice import GuildVoice, ListeningVoiceClient
 from continuum_discord.webhooks import NoWebhooks, WebhookPool
 
 log = logging.getLogger("continuum.discord")
@@ -109,6 +112,8 @@ class DiscordHost(HostAdapter):
         max_message_chars=2000,
         markup="discord_markdown",
         attachments=True,
+        audio_in=True,  # in the voice channel the bot joined (speaks_in)
+        audio_out=True,
     )
     config_model: ClassVar[type[HostConfig]] = DiscordConfig
     config: DiscordConfig
@@ -136,11 +141,19 @@ class DiscordHost(HostAdapter):
         self._synced: set[int] = set()
         self._connected_once = False
         self._dm_persona: dict[int, str] = {}  # DM channel -> the persona last talked to
+        self.voice: dict[int, GuildVoice] = {}  # guild id -> the bot's voice connection
         self._listen()
 
     # --- the connection ----------------------------------------------------------------------
 
     async def run(self) -> None:
+        if self.config.ca_file:
+            context = ssl.create_default_context()
+            try:
+                context.load_verify_locations(self.config.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise HostFailed(f"[hosts.discord] ca_file {self.config.ca_file}: {exc}") from None
+            self.client.http.connector = aiohttp.TCPConnector(limit=0, ssl=context)
         try:
             await self.client.login(self.token)
         except discord.LoginFailure:
@@ -162,6 +175,10 @@ class DiscordHost(HostAdapter):
                 await self.client.close()
 
     async def aclose(self) -> None:
+        for voice in list(self.voice.values()):
+            with contextlib.suppress(Exception):
+                await voice.disconnect()
+        self.voice.clear()
         if not self.client.is_closed():
             await self.client.close()
 
@@ -222,6 +239,15 @@ class DiscordHost(HostAdapter):
                         guild.name,
                         exc,
                     )
+        for channel_id in self.config.voice_channels:
+            channel = self.client.get_channel(channel_id)
+            if isinstance(channel, discord.VoiceChannel | discord.StageChannel):
+                try:
+                    await self.join(channel)
+                except (ContinuumError, discord.DiscordException, TimeoutError) as exc:
+                    log.warning("could not join voice channel %s: %s", channel_id, exc)
+            else:
+                log.warning("[hosts.discord] voice_channels: %s is not a voice channel", channel_id)
         if self._connected_once:
             await self._catch_up("new session")
         self._connected_once = True
@@ -309,6 +335,61 @@ class DiscordHost(HostAdapter):
             await channel.typing()
         except discord.HTTPException as exc:
             log.debug("typing failed: %s", exc)
+
+    # --- voice ---------------------------------------------------------------------------------
+
+    def speaks_in(self, room_id: str) -> bool:
+        """Replies are spoken in the voice channel the bot joined (and written in its chat);
+        everywhere else they are text."""
+        return any(str(v.channel_id) == room_id for v in self.voice.values())
+
+    async def open_audio(self, start: ReplyStart) -> AudioOutput:
+        room = start.reply_to.channel
+        voice = next((v for v in self.voice.values() if str(v.channel_id) == room), None)
+        if voice is None or not voice.connected:
+            raise ContinuumError(f"not in voice channel {room}")
+        return voice.open(start)
+
+    async def join(self, channel: discord.VoiceChannel | discord.StageChannel) -> GuildVoice:
+        """Join a voice channel: personas speak there and hear the people in it."""
+        current = self.voice.get(channel.guild.id)
+        if current is not None and current.connected:
+            if current.channel_id == channel.id:
+                return current
+            await current.disconnect()
+
+        async def ear_for(user_id: int) -> Ear | None:
+            member = channel.guild.get_member(user_id)
+            if member is None:
+                with contextlib.suppress(discord.HTTPException):
+                    member = await channel.guild.fetch_member(user_id)
+            if member is not None and member.bot:
+                return None  # other bots are not listened to
+            name = member.display_name if member is not None else "someone"
+            return await self.services.ear(
+                str(channel.id),
+                Participant(id=str(user_id), name=name),
+                reply_to=ReplyTarget(host=self.name, channel=str(channel.id)),
+                visibility=visibility_of(channel),
+            )
+
+        client = await channel.connect(
+            cls=lambda client, ch: ListeningVoiceClient(client, ch, ear_for),  # type: ignore[arg-type,return-value]
+            self_deaf=False,
+            timeout=30.0,
+        )
+        assert isinstance(client, ListeningVoiceClient)
+        client.start_listening()
+        voice = self.voice[channel.guild.id] = GuildVoice(client)
+        log.info("joined voice channel %s", channel.name)
+        return voice
+
+    async def leave(self, guild_id: int) -> bool:
+        voice = self.voice.pop(guild_id, None)
+        if voice is None:
+            return False
+        await voice.disconnect()
+        return True
 
     # --- inbound -------------------------------------------------------------------------------
 
@@ -511,6 +592,9 @@ class DiscordHost(HostAdapter):
         if verb == "ask":
             await self._ask(interaction, author, args)
             return
+        if verb in ("join", "leave"):
+            await self._voice_command(interaction, verb)
+            return
         result = await self.services.submit(
             CommandEvent(
                 host=self.name,
@@ -526,6 +610,28 @@ class DiscordHost(HostAdapter):
             )
         )
         await answer(interaction, result.text if result is not None else "Done.")
+
+    async def _voice_command(self, interaction: discord.Interaction, verb: str) -> None:
+        guild = interaction.guild
+        if guild is None:
+            await answer(interaction, "Voice works in a server's voice channels.")
+            return
+        if verb == "leave":
+            left = await self.leave(guild.id)
+            await answer(interaction, "Left the voice channel." if left else "Not in voice.")
+            return
+        state = getattr(interaction.user, "voice", None)
+        channel = getattr(state, "channel", None)
+        if channel is None:
+            await answer(interaction, "Join a voice channel first; the personas follow you.")
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await self.join(channel)
+        except (ContinuumError, discord.DiscordException, TimeoutError) as exc:
+            await answer(interaction, f"Could not join {channel.name}: {exc}")
+            return
+        await answer(interaction, f"Joined {channel.name}: the personas hear and answer there.")
 
     async def _ask(
         self, interaction: discord.Interaction, author: Participant, args: tuple[str, ...]

@@ -265,15 +265,15 @@ class SharedCognition:
             else:
                 below.append(s)
         # quorum: a person's message gets at least this many voices (best scores first) —
-        # unless it needs no answer ("ok", "thanks, that's all"): then at most one, short
+        # unless it needs no answer ("ok", "thanks, that's all") and names nobody: then none
         heard = needs_answer(message.text) if message.text.strip() else bool(message.parts)
         answer_needed = heard or any(s.mentioned for s in scores)
         quorum = policy.quorum if answer_needed else 0
-        if not answer_needed:
-            for d in directives[1:]:
+        if not answer_needed:  # "ok", "cool", "bye all" to a room: nobody is owed a reply
+            for d in directives:
                 self._silent(d.persona.id, "no reply needed (an acknowledgement)")
                 room.finish_item(d.persona.id, message.id, "silent: acknowledgement")
-            directives = directives[:1]
+            directives = []
         while below and len(directives) < quorum and room.gate.best_fit_ok(scores, below[0]):
             s = below.pop(0)
             directives.append(Directive(persona=room.personas[s.persona_id], score=s))

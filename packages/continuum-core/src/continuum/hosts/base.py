@@ -361,8 +361,15 @@ class HostAdapter(ABC):
     async def open_reply(self, start: ReplyStart) -> ReplySink:
         """Begin posting a persona's reply (as the persona: name, avatar, voice)."""
 
+    def speaks_in(self, room_id: str) -> bool:
+        """Whether replies in ``room_id`` are spoken (through :meth:`open_audio`) — for a
+        host whose rooms are not all voice rooms (Discord: only the voice channel the bot
+        joined). The runtime asks it for every reply and for a room's policy (one floor,
+        few voices). Default: ``capabilities.audio_out``, for every room."""
+        return self.capabilities.audio_out
+
     async def open_audio(self, start: ReplyStart) -> AudioOutput:
-        """Where a persona's spoken reply goes, for hosts with ``capabilities.audio_out``
+        """Where a persona's spoken reply goes, in rooms where :meth:`speaks_in` is true
         (the runtime synthesizes it in the persona's voice and paces it; see
         :class:`~continuum.hosts.audio.AudioOutput`). ``open_reply`` still gets the text."""
         raise ContinuumError(f"host {self.name} has no audio output")

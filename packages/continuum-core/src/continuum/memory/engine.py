@@ -200,24 +200,45 @@ class MemoryEngine:
         text: str,
         replaces: tuple[str, ...] = (),
     ) -> list[str]:
-        """The earlier entries of ``teller`` a correction replaces: those naming what it
-        says is no longer so ("..., not Porto"), else the single closest one (cosine at
-        least ``SUPERSEDE_SIMILARITY``). Natural talk and explicit notes alike."""
+        """The earlier entries a correction replaces: those naming what it says is no
+        longer so ("..., not Porto"), else the single closest one (cosine at least
+        ``SUPERSEDE_SIMILARITY``). Natural talk and explicit notes alike. The teller's own
+        entries first; else a public one of the person the correction names, about the
+        same thing ("Sam asked me to pass this on: the offsite is now in Bruges" replaces
+        Sam's "the offsite will be in Ghent") — never one from a private room."""
         teller = teller.lower()
         query = " ".join([text, *replaces])
         scope = RecallScope(asker=teller, room=room, visibility=visibility)  # type: ignore[arg-type]
-        mine = [r for r in self.recall(persona_id, query, k=20, scope=scope) if r.told_by == teller]
-        if not mine:
-            return []
+        found = self.recall(persona_id, query, k=20, scope=scope)
+        mine = [r for r in found if r.told_by == teller]
         if replaces:
             words = [w.lower() for w in replaces]
             named = [r.entry_id for r in mine if any(w in r.text.lower() for w in words)]
+            named += [
+                r.entry_id
+                for r in found
+                if r.told_by != teller
+                and _names_teller(text, r)
+                and any(w in r.text.lower() for w in words)
+            ]
             if named:
                 return named
-        vectors = self.embedder.embed([text, *(r.text for r in mine)])
-        sims = vectors[1:] @ vectors[0]
-        best = int(np.argmax(sims))
-        return [mine[best].entry_id] if sims[best] >= SUPERSEDE_SIMILARITY else []
+        if mine:
+            vectors = self.embedder.embed([text, *(r.text for r in mine)])
+            sims = vectors[1:] @ vectors[0]
+            best = int(np.argmax(sims))
+            if sims[best] >= SUPERSEDE_SIMILARITY:
+                return [mine[best].entry_id]
+        # passed on about someone else: their public entry on the same subject
+        theirs = [
+            r
+            for r in found
+            if r.told_by != teller and _names_teller(text, r) and _same_subject(text, r.text)
+        ]
+        if not theirs:
+            return []
+        vectors = self.embedder.embed([text, *(r.text for r in theirs)])
+        return [theirs[int(np.argmax(vectors[1:] @ vectors[0]))].entry_id]
 
     def forget(self, persona_id: str, entry_id: str, purge_history: bool = True) -> bool:
         """Forget an entry: its file, copies of it, its versions, and every trace in the
@@ -309,3 +330,33 @@ class MemoryEngine:
 
     def close(self) -> None:
         self.index.close()
+
+
+_SAID_BY = re.compile(r"^\(?[^)]*\)?\s*([A-Z][\w'-]{1,39}(?: [A-Z][\w'-]{1,39})?) said: ")
+
+
+def _names_teller(text: str, recalled: object) -> bool:
+    """A correction naming the person an entry came from ("Sam asked me to pass this
+    on ..." for an entry "Sam said: ..."), in a room the corrector could see."""
+    if getattr(recalled, "visibility", "public") != "public":
+        return False
+    m = _SAID_BY.match(getattr(recalled, "text", ""))
+    return bool(m) and re.search(rf"\b{re.escape(m.group(1))}\b", text) is not None
+
+
+_CONTENT = re.compile(r"[A-Za-z]{4,}")
+_COMMON = frozenset(
+    "about after again also asked been before being could does from have here into just "
+    "know like more must next only other over pass said says should some still than that "
+    "their them then there these they this told very want week were what when where which "
+    "will with would your instead now today tomorrow".split()
+)
+
+
+def _same_subject(correction: str, entry: str) -> bool:
+    """They share a content word (not a name, not a common word): "offsite" in both."""
+
+    def words(t: str) -> set[str]:
+        return {w.lower() for w in _CONTENT.findall(t) if w[0].islower()} - _COMMON
+
+    return bool(words(correction) & words(entry))

@@ -378,8 +378,9 @@ class Hippocampus:
         # small model often puts the one thing worth keeping there). Nothing salient and
         # nothing extracted: nothing is written (chatter would outrank real facts).
         text = "\n".join(f"- {f}" for f in facts or commitments)
-        if not text and c.summary.strip() and c.salience >= self.memory.policy.min_salience:
-            text = c.summary.strip()
+        summary = c.summary.strip()
+        if not text and self_contained(summary) and c.salience >= self.memory.policy.min_salience:
+            text = summary  # a bare name or a stray comma as "summary" is not kept either
         if text:
             entry = JournalEntry(
                 persona=item.persona_id,
