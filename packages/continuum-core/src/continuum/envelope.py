@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,6 +90,18 @@ class ReplyTarget(BaseModel):
     message_id: str | None = None
 
 
+class ReplyFormat(BaseModel):
+    """A reply asked for as data: the addressed persona answers with JSON matching
+    ``json_schema`` (grammar-constrained where the backend can), up to ``max_tokens`` —
+    an editor's review as diagnostics, a host's form. Still the persona's own turn: its
+    identity, memory and the room's history are in the prompt."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    json_schema: dict[str, Any]
+    max_tokens: int = Field(default=512, gt=0, le=8192)
+
+
 class Envelope(BaseModel):
     """A host event turned into continuum's terms: who said what, where, and where to answer."""
 
@@ -110,6 +122,8 @@ class Envelope(BaseModel):
     # the author as the host delivered them (the platform's own user id), kept when the
     # runtime resolves ``author`` to continuum's person id
     platform_author: Participant | None = None
+    # the reply is asked for as JSON (see ReplyFormat); None: words, as usual
+    reply_format: ReplyFormat | None = None
 
     @property
     def text(self) -> str:

@@ -223,6 +223,11 @@ class TurnRunner:
             for name in (f"{p.name}:", f"{p.name} {PERSONA_TAG}:")
         )
         settings = settings.model_copy(update={"stop": settings.stop + stops})
+        wanted = job.envelope.reply_format  # a reply asked for as JSON (an editor's review)
+        if wanted is not None:
+            settings = settings.model_copy(
+                update={"max_tokens": wanted.max_tokens, "min_tokens": 0, "stop": ()}
+            )
         request = CompletionRequest(
             prompt=job.composed.prompt,
             slot=room.slot_for(persona, job.extra_adapters),
@@ -230,6 +235,7 @@ class TurnRunner:
             settings=settings,
             priority=Priority.RENDER,
             media=room.media_in(job.composed.prompt),
+            json_schema=wanted.json_schema if wanted is not None else None,
         )
         stream = VisibleStream(names)
         stream.feed(job.raw_prefix)  # a think-block already in the prompt shows nothing
