@@ -791,3 +791,28 @@ async def until(check: Any, timeout: float = 10.0) -> Any:
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {getattr(check, '__name__', check)}")
         await asyncio.sleep(0.02)
+
+
+async def _main() -> None:
+    """Run the local Discord by hand (trying the host as a user would): prints the
+    [hosts.discord] table to point continuum at it, waits for the bot, sends Sam's
+    mention of Maya, prints what the persona posted through its webhook."""
+    peer = await DiscordPeer().start()
+    print("[hosts.discord]")
+    for key, value in peer.settings.items():
+        print(f"{key} = {json.dumps(value)}")
+    print(f"# export DISCORD_BOT_TOKEN={TOKEN}", flush=True)
+    await peer.identified.wait()
+    await asyncio.sleep(1.0)
+    await peer.say(SAM, f"<@{BOT_ID}> Maya, how do I find a slow query?", mentions=(BOT_ID,))
+    post = await until(peer.executions, timeout=300)
+    print(f"{post[0].body['username']}: {post[0].body['content']}", flush=True)
+    await asyncio.sleep(3.0)  # the edits that follow
+    edits = peer.webhook_edits()
+    if edits:
+        print(f"(edited to) {edits[-1].body['content']}", flush=True)
+    await peer.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())

@@ -124,6 +124,10 @@ class Envelope(BaseModel):
     platform_author: Participant | None = None
     # the reply is asked for as JSON (see ReplyFormat); None: words, as usual
     reply_format: ReplyFormat | None = None
+    # material for this message's own turn only (an editor's selection, a window of the
+    # file, its outline): the persona reads it with the message; the room's history and
+    # memory keep only the message itself, so later prompts stay small and reusable
+    context: str | None = Field(default=None, max_length=200_000)
 
     @property
     def text(self) -> str:
@@ -152,6 +156,9 @@ class RoomMessage(BaseModel):
     # a reply cut off midway (a barge-in, a cancelled turn): ``text`` is only what people
     # got of it (the words played, the text shown)
     interrupted: bool = False
+    # Envelope.context: shown with this message when it is the one being answered, never
+    # when it is history
+    context: str = ""
 
     def rendered_for_author(self) -> str:
         return self.raw_text if self.raw_text is not None else self.text

@@ -55,6 +55,7 @@ class ReplyPosted(_Event):
     message: RoomMessage
     metrics: InferenceMetrics
     recalled: tuple[str, ...] = ()  # memories that were in this turn's prompt
+    volatile_tokens: int = 0  # the prompt's VOLATILE tier (what a warm turn may evaluate)
 
 
 class ThinkBlockEmitted(_Event):

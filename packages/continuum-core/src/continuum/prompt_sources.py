@@ -8,7 +8,7 @@ Memory (profile snapshot, retrieval) plugs in as providers on the context.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Protocol
 
 from continuum.compose import (
@@ -76,9 +76,11 @@ def text_section(
     )
 
 
-def render_for(viewer: Persona, message: RoomMessage) -> ChatMessage:
+def render_for(viewer: Persona, message: RoomMessage, *, answering: bool = False) -> ChatMessage:
     """A history message as ``viewer`` sees it. Its own messages are re-rendered exactly as
-    generated (think-blocks kept, so its KV stays valid); others' show only visible text."""
+    generated (think-blocks kept, so its KV stays valid); others' show only visible text.
+    ``answering``: the message being answered, with its turn-only context (an editor's
+    selection) after its words — as history, the words alone."""
     if message.author.id == viewer.id:
         return ChatMessage(role="assistant", content=message.rendered_for_author())
     if message.author.kind == ParticipantKind.SYSTEM:
@@ -86,6 +88,8 @@ def render_for(viewer: Persona, message: RoomMessage) -> ChatMessage:
     # people's (and others') words are data: no template markers, no think-blocks
     who = speaker_label(message.author.name, message.author.kind == ParticipantKind.PERSONA)
     content = f"{who}: {as_data(message.text)}"
+    if answering and message.context:
+        content = f"{content}\n\n{as_data(message.context)}"
     if message.media == "direct":  # the model takes the audio / images themselves
         content = " ".join([content.rstrip(), *(placeholder(p) for p in message.parts)])
     return ChatMessage(role="user", content=content)
@@ -136,6 +140,12 @@ def history_window(
     for i in range(n - 1, start - 1, -1):
         if history[i].author.id == viewer_id:
             seen_end = i + 1
+            break
+    # the message it last answered with turn-only context (an editor's selection) was in
+    # its slot with that context: the slot is valid only up to it, not past it
+    for i in range(seen_end - 1, start - 1, -1):
+        if history[i].context and history[i].author.id != viewer_id:
+            seen_end = i
             break
     stable_end = start + ((seen_end - start) // block_size) * block_size
     return HistoryWindow(start=start, stable_end=stable_end, end=n)
@@ -275,12 +285,15 @@ class HistorySource:
 
 @dataclass(frozen=True)
 class RetrievalSource:
-    """Recalled memories: VOLATILE, placed after the recent history so the history stays
-    in the slot's reusable prefix from one turn to the next."""
+    """Recalled memories: VOLATILE, placed after the new message. They change every turn
+    and are not kept in history, so anything after them in the slot is lost next turn:
+    before the new message (as they were) they made every warm turn evaluate the previous
+    message again — a 1,400-token editor selection, a long voice utterance. After it, a
+    warm turn evaluates only the previous reply, the new message and the new memories."""
 
     name: str = "retrieval"
     tier: Tier = Tier.VOLATILE
-    order: int = 10
+    order: int = 31
     budget: int | None = 512
 
     def sections(self, ctx: TurnContext) -> list[Section]:
@@ -294,9 +307,12 @@ class RetrievalSource:
 
 @dataclass(frozen=True)
 class PostHistorySource:
+    """The persona's post-history instructions: last before it answers (after the new
+    message and the memories), where they steer most and break no reusable prefix."""
+
     name: str = "post_history"
     tier: Tier = Tier.VOLATILE
-    order: int = 20
+    order: int = 33
     budget: int | None = 256
 
     def sections(self, ctx: TurnContext) -> list[Section]:
@@ -311,7 +327,7 @@ class NewMessageSource:
     name: str = "new_message"
     tier: Tier = Tier.VOLATILE
     order: int = 30
-    budget: int | None = 1024
+    budget: int | None = 2048  # the message with its turn-only context (a selection)
 
     def sections(self, ctx: TurnContext) -> list[Section]:
         return [
@@ -319,7 +335,7 @@ class NewMessageSource:
                 name=self.name,
                 tier=self.tier,
                 order=self.order,
-                messages=(render_for(ctx.persona, ctx.new_message),),
+                messages=(render_for(ctx.persona, ctx.new_message, answering=True),),
                 max_tokens=self.budget,
             )
         ]
@@ -384,6 +400,17 @@ class Recipe:
     def compose(self, ctx: TurnContext) -> ComposedPrompt:
         sections = [s for source in self.sources for s in source.sections(ctx)]
         return compose_prompt(sections, template=self.template, count_tokens=ctx.count_tokens)
+
+    def history_budget(self) -> int | None:
+        return next((s.budget for s in self.sources if isinstance(s, HistorySource)), None)
+
+    def with_history_budget(self, budget: int) -> Recipe:
+        """The same recipe with less room for history (a prompt that would not fit the
+        slot: long messages, an editor's selections)."""
+        sources = tuple(
+            replace(s, budget=budget) if isinstance(s, HistorySource) else s for s in self.sources
+        )
+        return Recipe(id=f"{self.id}/fit{budget}", sources=sources, template=self.template)
 
 
 def persona_turn_recipe(history_budget: int = 3072, block_size: int = 8) -> Recipe:

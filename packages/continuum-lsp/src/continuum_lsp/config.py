@@ -20,9 +20,9 @@ class LspConfig(HostConfig):
     user_id: str | None = None
     user_name: str | None = None
     hover: bool = False  # a persona's short explanation on hover (costs a model call)
-    window_lines: int = Field(default=30, ge=0, le=400)  # around a selection
-    max_selection_lines: int = Field(default=200, ge=1, le=2000)
-    max_review_lines: int = Field(default=300, ge=10, le=3000)
-    review_max_tokens: int = Field(default=768, ge=64, le=8192)
+    window_lines: int = Field(default=12, ge=0, le=400)  # around a selection
+    max_selection_lines: int = Field(default=120, ge=1, le=2000)
+    max_review_lines: int = Field(default=150, ge=10, le=3000)
+    review_max_tokens: int = Field(default=512, ge=64, le=8192)
     # files whose text is the workspace's conventions (the stable part of every prompt)
     conventions: tuple[str, ...] = (".continuum/conventions.md", "CONVENTIONS.md")

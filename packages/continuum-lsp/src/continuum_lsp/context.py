@@ -30,7 +30,7 @@ def file_name(uri: str) -> str:
     return PurePath(uri.removeprefix("file://")).name or uri
 
 
-def outline(lines: list[str], limit: int = 40) -> list[str]:
+def outline(lines: list[str], limit: int = 25) -> list[str]:
     """The file's definitions (line number and signature), at most ``limit``."""
     found = [f"{i + 1}: {ln.strip()[:100]}" for i, ln in enumerate(lines) if _OUTLINE.match(ln)]
     return found[:limit]
@@ -45,9 +45,24 @@ def selection_message(
     window: int,
     max_selection: int,
 ) -> str:
-    """The person's question with the code it is about."""
+    """The person's question with the code it is about (the message and its context, as
+    the persona reads them)."""
+    context = selection_context(uri, lines, selection, window=window, max_selection=max_selection)
+    return f"{question.strip()}\n\n{context}" if context else question.strip()
+
+
+def selection_context(
+    uri: str,
+    lines: list[str],
+    selection: types.Range | None,
+    *,
+    window: int,
+    max_selection: int,
+) -> str:
+    """The code a question is about: the selection, a window around it, the outline —
+    sent with the question for its turn only (Envelope.context), never kept in history."""
     name, lang = file_name(uri), language(uri)
-    parts = [question.strip()]
+    parts: list[str] = []
     if selection is not None and lines:
         first = max(0, min(selection.start.line, len(lines) - 1))
         last = max(first, min(selection.end.line, len(lines) - 1))
@@ -68,14 +83,15 @@ def selection_message(
     return "\n\n".join(parts)
 
 
-def review_message(uri: str, lines: list[str], max_lines: int) -> str:
+def review_message(uri: str, lines: list[str], max_lines: int) -> tuple[str, str]:
+    """(the request, the numbered file as its turn-only context)."""
     name, lang = file_name(uri), language(uri)
     shown = lines[:max_lines]
     numbered = "\n".join(f"{i + 1}| {ln}" for i, ln in enumerate(shown))
     more = f"\n(… {len(lines) - max_lines} more lines not shown)" if len(lines) > max_lines else ""
-    return (
+    request = (
         f"Review {name}: real bugs, risks and departures from this workspace's conventions "
         "only, each with its line numbers, a one-sentence message and, when you can, the "
-        "replacement text for those lines. No findings is a fine answer.\n"
-        f"```{lang}\n{numbered}\n```{more}"
+        "replacement text for those lines. No findings is a fine answer."
     )
+    return request, f"{name}:\n```{lang}\n{numbered}\n```{more}"

@@ -56,6 +56,7 @@ from continuum.envelope import (
     ReplyTarget,
     TextPart,
 )
+from continuum.errors import ContinuumError
 from continuum.events import ReplyPosted
 from continuum.hosts.base import (
     HostAdapter,
@@ -67,7 +68,7 @@ from continuum.hosts.base import (
     ReplyStart,
 )
 from continuum_lsp.config import LspConfig
-from continuum_lsp.context import review_message, selection_message
+from continuum_lsp.context import review_message, selection_context
 
 log = logging.getLogger("continuum.lsp")
 
@@ -367,11 +368,13 @@ class LspHost(HostAdapter):
         text: str,
         uri: str | None,
         *,
+        context: str = "",
         token: str | int | None = None,
         reply_format: ReplyFormat | None = None,
     ) -> tuple[str, dict[str, int]]:
-        """Deliver ``text`` to ``persona`` in this workspace's room; the answer's text and
-        what the turn cost (prompt / evaluated / reused / generated tokens)."""
+        """Deliver ``text`` to ``persona`` in this workspace's room, with ``context`` (the
+        code) for this turn only; the answer's text and what the turn cost (prompt /
+        evaluated / reused / generated / volatile tokens)."""
         room = self.room_for(uri)
         await self._conventions(room)
         envelope = Envelope(
@@ -383,6 +386,7 @@ class LspHost(HostAdapter):
             mentions=(persona.id,),
             visibility="sealed",
             reply_format=reply_format,
+            context=context or None,
         )
         pending = _Pending(token)
         self._pending[envelope.id] = pending
@@ -401,9 +405,16 @@ class LspHost(HostAdapter):
                     "evaluated_tokens": m.evaluated_tokens,
                     "reused_tokens": m.reused_tokens,
                     "generated_tokens": m.generated_tokens,
+                    "volatile_tokens": event.volatile_tokens,
                 }
 
-        unwatch = self.services.watch(room, posted)
+        try:
+            unwatch = self.services.watch(room, posted)
+        except ContinuumError:  # attached to a served runtime: no stream, no metrics
+
+            def unwatch() -> None:
+                return None
+
         try:
             turn = pending.turn = await self.services.deliver(envelope)
             try:
@@ -419,9 +430,11 @@ class LspHost(HostAdapter):
                 self.server.work_done_progress.end(token, types.WorkDoneProgressEnd())
         if pending.cancelled or turn.outcome == "cancelled":
             raise JsonRpcRequestCancelled(f"{persona.name} was stopped")
-        if turn.outcome != "answered" or not replies:
+        if turn.outcome != "answered":
             why = turn.reason or pending.aborted or turn.outcome or "no answer"
             raise RequestFailed(f"{persona.name} did not answer ({turn.outcome}): {why}")
+        if not replies:  # attached: the replies came through the sink, not the handle
+            return "".join(pending.chunks).strip(), pending.metrics
         reply = replies[0]
         if reply.error:
             raise RequestFailed(f"{persona.name} could not answer: {reply.error}")
@@ -437,26 +450,27 @@ class LspHost(HostAdapter):
             raise JsonRpcInvalidParams(f"{CHAT}: {where}: {first['msg']}") from None
         persona = self.persona(params.persona, self.config.persona)
         uri = params.text_document.uri if params.text_document else None
-        text = selection_message(
-            params.prompt,
+        context = selection_context(
             uri or "",
             self._lines(uri),
             params.range.lsp() if params.range else None,
             window=self.config.window_lines,
             max_selection=self.config.max_selection_lines,
         )
-        answer, metrics = await self.ask(persona, text, uri, token=params.work_done_token)
+        answer, metrics = await self.ask(
+            persona, params.prompt.strip(), uri, context=context, token=params.work_done_token
+        )
         return {"text": answer, "persona": persona.name, "metrics": metrics}
 
     async def review(self, uri: str) -> dict[str, Any]:
         """The reviewer's findings on a file, published as diagnostics."""
         reviewer = self.persona(self.config.reviewer, self.config.persona)
         lines = self._lines(uri)
-        text = review_message(uri, lines, self.config.max_review_lines)
+        instruction, code = review_message(uri, lines, self.config.max_review_lines)
         wanted = ReplyFormat(
             json_schema=Review.model_json_schema(), max_tokens=self.config.review_max_tokens
         )
-        answer, _ = await self.ask(reviewer, text, uri, reply_format=wanted)
+        answer, _ = await self.ask(reviewer, instruction, uri, context=code, reply_format=wanted)
         try:
             review = Review.model_validate(json.loads(answer))
         except (json.JSONDecodeError, ValidationError) as exc:
@@ -617,15 +631,15 @@ class LspHost(HostAdapter):
                 start=types.Position(line=line, character=0),
                 end=types.Position(line=line + 1, character=0),
             )
-            text = selection_message(
-                f"In one or two sentences: what is `{word}` here?",
+            context = selection_context(
                 uri,
                 doc.source.splitlines(),
                 selection,
                 window=min(10, self.config.window_lines),
                 max_selection=1,
             )
-            answer, _ = await self.ask(persona, text, uri)
+            question = f"In one or two sentences: what is `{word}` here?"
+            answer, _ = await self.ask(persona, question, uri, context=context)
             self._hover[key] = f"**{persona.name}:** {answer}"
             while len(self._hover) > 256:
                 self._hover.popitem(last=False)

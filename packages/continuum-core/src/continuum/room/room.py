@@ -428,6 +428,27 @@ class Room:
         if extra:
             digest = hashlib.sha256(repr(sorted(extra.items())).encode()).hexdigest()[:16]
             tail = (*tail, digest)
+        composed = self._compose_cached(persona, upto, recipe, tail, extra)
+        # it must fit the persona's slot with room to answer: else less history (once or
+        # twice, never below nothing) — a clear error from the backend only if even that
+        # cannot fit (a single message larger than the slot)
+        limit = getattr(self.backend, "slot_ctx", None)
+        reserve = max(self.policy.reply_max_tokens, persona.model.max_tokens or 0)
+        budget = recipe.history_budget()
+        for _ in range(3):
+            if not isinstance(limit, int) or budget is None:
+                break
+            over = self._count(composed.prompt) + reserve + 16 - limit
+            if over <= 0 or budget == 0:
+                break
+            budget = budget // 2 if budget > 256 else 0  # coarse steps: the same budget
+            recipe = recipe.with_history_budget(budget)  # next turn, a stable prefix
+            composed = self._compose_cached(persona, upto, recipe, tail, extra)
+        return composed
+
+    def _compose_cached(
+        self, persona: Persona, upto: int, recipe: Recipe, tail: tuple, extra: dict[str, Any]
+    ) -> ComposedPrompt:
         key = self.cache.key(persona.id, self.id, recipe.id, tail)
         return self.cache.get_or_compose(
             key, lambda: recipe.compose(self.turn_context(persona, upto, **extra))
@@ -456,6 +477,7 @@ class Room:
             timestamp=envelope.timestamp,
             parts=media,
             media=None if bridged is None or bridged.path == "text" else bridged.path,
+            context=envelope.context or "",
         )
         if bridged is not None and bridged.path != "text":
             self.events.emit(

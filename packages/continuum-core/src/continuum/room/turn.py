@@ -52,6 +52,7 @@ from continuum.persona import Persona
 from continuum.room.policy import RoomPolicy
 from continuum.sanitize import PERSONA_TAG
 from continuum.thinking import ThinkBlock, VisibleStream, split_think, visible_text
+from continuum.tiers import Tier
 
 log = logging.getLogger("continuum.turn")
 
@@ -331,6 +332,7 @@ class TurnRunner:
                 message=message,
                 metrics=completion.metrics,
                 recalled=job.recalled,
+                volatile_tokens=job.composed.tokens_in(Tier.VOLATILE),
             )
         )
         reply = _reply(persona, message, job.envelope, host_message_id=host_id)
