@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -39,10 +40,12 @@ RESULTS = ROOT / "bench" / "results"
 from fixtures import (  # noqa: E402
     BY_HOST_ID,
     CONVERSATION,
+    DM_ACKS,
     FACTS,
     PEOPLE,
     QUESTIONS,
     ROOM_SCRIPT,
+    SMALL_TALK,
 )
 
 from continuum.config import parse_config  # noqa: E402
@@ -73,6 +76,21 @@ PUBLIC_FACT = {
 def holds(text: str, terms: tuple[str, ...]) -> bool:
     low = text.lower()
     return all(t.lower() in low for t in terms)
+
+
+_RECALL_PREFIX = re.compile(r"^\s*(?:[-*]\s*)?(?:\([^)]*\)\s*|\[[^\]]*\]\s*)*(?:[^:]{0,40}:\s*)?")
+
+
+def junk(line: str) -> bool:
+    """A recalled memory that is small talk, or no statement at all (a bare list of names
+    or numbers, a fragment)."""
+    low = line.lower()
+    if any(s in low for s in SMALL_TALK):
+        return True
+    body = _RECALL_PREFIX.sub("", line, count=1).strip()
+    items = [i.strip() for i in re.split(r"[,;/]| and ", body) if i.strip()]
+    listy = len(items) >= 2 and all(len(i.split()) <= 2 for i in items)
+    return listy or len(re.findall(r"[A-Za-z]{2,}", body)) < 3
 
 
 def envelope(who: str, room, text: str) -> Envelope:
@@ -181,10 +199,21 @@ async def memory_eval(threads: int) -> dict:
                         "ids_in_recall": any(
                             h in " ".join(recalled) for p in PEOPLE for h in p.host_ids
                         ),
+                        "junk_top3": [r for r in recalled[:3] if junk(r)],
                     }
                 )
+            ack_replies = []
+            for who, room, text in DM_ACKS:
+                host = who.split(":", 1)[0]
+                replies = await (await rt.deliver(host, envelope(who, room, text))).wait()
+                ack_replies += [r.message.text for r in replies]
     answerable = [r for r in rows if r["expect"]]
     cross = [r for r in answerable if r["cross_host"]]
+    corrections = [
+        r
+        for r in answerable
+        if any(FACTS[f].superseded_by in r["expect"] for f in FACTS if FACTS[f].superseded_by)
+    ]
     return {
         "facts_told": len(told),
         "facts_written": len(written),
@@ -199,6 +228,11 @@ async def memory_eval(threads: int) -> dict:
         "confusable_recalled": sum(len(r["confusable"]) for r in rows),
         "stale_recalled": sum(len(r["stale"]) for r in rows),
         "raw_ids_in_recall": sum(r["ids_in_recall"] for r in rows),
+        "corrections_superseded": f"{sum(bool(r['hit']) and not r['stale'] for r in corrections)}"
+        f"/{len(corrections)}",
+        "junk_in_top3": sum(len(r["junk_top3"]) for r in rows),
+        "dm_acks_answered": f"{len(ack_replies)}/{len(DM_ACKS)}",
+        "dm_ack_replies": ack_replies,
         "conversation_s": round(told_s, 1),
         "questions": rows,
     }
@@ -281,6 +315,9 @@ def markdown(results: dict) -> str:
         ("stale_recalled", "superseded facts recalled"),
         ("confusable_recalled", "another person's public fact for a 'my …' question"),
         ("raw_ids_in_recall", "recall lines with raw host ids"),
+        ("corrections_superseded", "corrections recalled, the old fact not"),
+        ("junk_in_top3", "small talk or junk among the top 3 recalled"),
+        ("dm_acks_answered", "acknowledgements answered in one-persona DMs"),
         ("gate_precision", "gate precision"),
         ("gate_recall", "gate recall"),
         ("gate_f1", "gate F1"),
@@ -293,8 +330,10 @@ def markdown(results: dict) -> str:
         "# bench/eval",
         "",
         "Memory: persona Maya (SmolLM2-135M), 5 people on slack and discord (2 linked across "
-        "hosts, 2 named Sam), 24 facts told in ordinary words (2 corrected), 23 questions in a "
-        "new process (5 cross-host, 5 leak probes). Judgement: 6 personas, 16 labelled room "
+        "hosts, 2 named Sam), 29 facts told in ordinary words (4 corrected: in the first "
+        "person, in the third person, by an explicit note), small talk, a reminder request, "
+        "26 questions in a new process (5 cross-host, 5 leak probes), 3 acknowledgements in "
+        "DMs. Judgement: 6 personas, 16 labelled room "
         "messages (4 need no answer, 2 expect disagreement). Fixtures: bench/eval/fixtures.py.",
         "",
         "| metric | " + " | ".join(labels) + " |",
