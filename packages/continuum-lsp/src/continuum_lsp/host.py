@@ -7,6 +7,7 @@ otherwise. Nothing but the protocol reaches stdout.
 
 What it offers the editor:
 
+- ``continuum/personas``: who can be asked (id, name, specialty).
 - ``continuum/chat`` (a request with a ``workDoneToken``): a persona's answer about a
   selection or file streams as ``$/progress`` reports and the request returns the final
   text — the shape Copilot's language server uses. ``$/cancelRequest`` or cancelling the
@@ -73,6 +74,7 @@ from continuum_lsp.context import review_message, selection_context
 log = logging.getLogger("continuum.lsp")
 
 CHAT = "continuum/chat"
+PERSONAS = "continuum/personas"
 ASK = "continuum.ask"
 REVIEW = "continuum.review"
 SOURCE = "continuum"
@@ -513,6 +515,10 @@ class LspHost(HostAdapter):
         @server.feature(CHAT)
         async def chat(params: Any) -> dict[str, Any]:
             return await self.chat(params)
+
+        @server.feature(PERSONAS)
+        def personas(params: Any) -> list[dict[str, str]]:
+            return [{"id": p.id, "name": p.name, "specialty": p.specialty} for p in self.personas()]
 
         @server.command(ASK)
         async def ask(*args: Any) -> dict[str, Any]:
