@@ -304,4 +304,14 @@ enabled = true
 # [hosts.slack]            # pip install continuum-slack
 # bot_token_env = "SLACK_BOT_TOKEN"
 # signing_secret_env = "SLACK_SIGNING_SECRET"
+
+# [hosts.discord]          # pip install continuum-discord
+# token_env = "DISCORD_BOT_TOKEN"
+# voice_channels = []      # voice channel ids to join at start (or /continuum join)
+
+# The editor's language server (pip install continuum-lsp) attaches to this process when
+# it serves the same data dir; its settings live here too:
+# [hosts.lsp]
+# enabled = false          # started by the editor, not by `continuum serve`
+# persona = "maya"
 """

@@ -21,8 +21,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not any(table.get("enabled", True) for table in config.hosts.values()):
         raise ContinuumError(
-            f"{args.config}: no hosts to serve: add a [hosts.console] or [hosts.slack] table "
-            "(continuum init writes a commented example)"
+            f"{args.config}: no hosts to serve: add a [hosts.console], [hosts.slack] or "
+            "[hosts.discord] table (continuum init writes a commented example)"
         )
 
     async def main() -> None:

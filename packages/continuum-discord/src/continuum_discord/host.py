@@ -84,6 +84,21 @@ INTENTS = discord.Intents(
 )
 
 
+class _OneLineReconnects(logging.Filter):
+    """discord.py logs every reconnect attempt with a full traceback: one line is enough
+    (which error, when the next try is)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage().startswith("Attempting a reconnect"):
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(exc).__name__}: {exc})"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+_QUIET = _OneLineReconnects()
+
+
 class _Seen:
     """A bounded set of message ids already handled (a resume replays, a backfill
     overlaps)."""
@@ -127,6 +142,8 @@ class DiscordHost(HostAdapter):
         if cfg.gateway_url:
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(cfg.gateway_url)
         self.client = discord.Client(intents=INTENTS, max_messages=2000)
+        if _QUIET not in logging.getLogger("discord.client").filters:
+            logging.getLogger("discord.client").addFilter(_QUIET)
         self.tree = app_commands.CommandTree(self.client)
         self.tree.add_command(command_group(cfg.command, self._on_command))
         local = {h for h in cfg.cdn_hosts if h.startswith("127.0.0.1") or h == "localhost"}

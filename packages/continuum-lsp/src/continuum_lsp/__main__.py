@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None, backend: object = None) -> int:
     from continuum_lsp.host import LspHost
 
     settings = dict(config.hosts.get("lsp", {}))
+    settings.pop("enabled", None)  # false there keeps `continuum serve` from running it
     LspHost.stdin, LspHost.stdout = sys.stdin.buffer, out  # type: ignore[assignment]
 
     async def serve() -> None:

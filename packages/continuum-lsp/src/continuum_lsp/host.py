@@ -57,7 +57,7 @@ from continuum.envelope import (
     ReplyTarget,
     TextPart,
 )
-from continuum.errors import ContinuumError
+from continuum.errors import ContinuumError, HostFailed
 from continuum.events import ReplyPosted
 from continuum.hosts.base import (
     HostAdapter,
@@ -272,6 +272,11 @@ class LspHost(HostAdapter):
         self.done.set()
 
     async def run(self) -> None:
+        if self.stdin is None:  # built by `continuum serve`, not started by an editor
+            raise HostFailed(
+                "[hosts.lsp] holds the editor's settings: the editor starts continuum-lsp, "
+                "which attaches to this process — set enabled = false in [hosts.lsp]"
+            )
         loop = asyncio.get_running_loop()
         reader = _ThreadedReader(self.stdin or sys.stdin.buffer, loop)
         self.server.protocol.set_writer(StdoutWriter(self.stdout or sys.stdout.buffer))
