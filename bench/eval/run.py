@@ -15,6 +15,7 @@ often an expected disagreement drew two views.
 
     .venv/bin/python bench/eval/run.py --label after     # ~10 min on 2 cores
     .venv/bin/python bench/eval/run.py --label before --only memory
+    .venv/bin/python bench/eval/run.py --label model --model /path/to/bigger.gguf
 
 Writes bench/results/eval.json (+ eval.md): the latest run of each label side by side.
 """
@@ -65,6 +66,9 @@ class DiscordHost(RecordingHost):
 
 
 HOSTS = {"slack": SlackHost, "discord": DiscordHost}
+MODEL: str | None = (
+    None  # --model: a bigger GGUF than the default (item 7: the answer uses the fact)
+)
 
 
 # a fact told in a public room may be recalled anywhere; a DM's or private room's may not
@@ -112,7 +116,7 @@ def config(data: Path, threads: int, **policy: object):
     return parse_config(
         {
             "personas": {"paths": [str(ROOT / "examples" / "personas")], "only": ["maya"]},
-            "backend": {"threads": threads},
+            "backend": {"threads": threads, **({"model": MODEL} if MODEL else {})},
             "memory": {"data_dir": str(data)},
             "policy": {"cognition": "direct", "reply_max_tokens": 24, "recall_k": 5, **policy},
             "people": [{"id": p.id, "name": p.name, "host_ids": list(p.host_ids)} for p in PEOPLE],
@@ -245,7 +249,8 @@ async def judgement_eval(threads: int) -> dict:
 
     personas = load_personas([ROOT / "examples" / "personas", ROOT / "examples" / "more-personas"])
     backend = EmbeddedBackend(
-        default_model_path(), EmbeddedConfig(live_slots=8, slot_ctx=4096, n_threads=threads)
+        MODEL or default_model_path(),
+        EmbeddedConfig(live_slots=8, slot_ctx=4096, n_threads=threads),
     )
     room = Room("eval-room", personas, backend, policy=RoomPolicy(reply_max_tokens=24))
     tp = fp = fn = 0
@@ -325,7 +330,7 @@ def markdown(results: dict) -> str:
         ("disagreement_surfaced", "expected disagreement drew 2+ views"),
         ("replies_to_acknowledgements", "replies to ok/thanks/bye"),
     ]
-    labels = [k for k in ("before", "after") if k in results]
+    labels = [k for k in ("before", "after", "model") if k in results]
     lines = [
         "# bench/eval",
         "",
@@ -347,9 +352,12 @@ def markdown(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--label", choices=["before", "after"], default="after")
+    parser.add_argument("--label", choices=["before", "after", "model"], default="after")
     parser.add_argument("--only", choices=["memory", "judgement"])
+    parser.add_argument("--model", help="a chat GGUF instead of SmolLM2-135M (label: model)")
     args = parser.parse_args()
+    global MODEL
+    MODEL = args.model
     threads = os.cpu_count() or 2
     result: dict = {}
     if args.only != "judgement":
