@@ -1,6 +1,6 @@
 """Turn-only context (Envelope.context) and prompts that fit the slot: an editor's
-selection is read with its question and never kept in history; recalled memories sit
-after the new message, so a warm turn does not evaluate the previous message again; a
+selection is read with its question and never kept in history (so a warm turn never
+evaluates an old selection again); recalled memories sit before the new message; a
 prompt that would overflow the slot is composed with less history, in coarse steps."""
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ async def test_context_is_read_with_its_message_and_never_kept_in_history():
     assert all(not m.text.count("```") for m in room.history)
 
 
-def test_recalled_memories_come_after_the_new_message():
+def test_recalled_memories_come_before_the_new_message():
+    """Where a small model uses them (bench/eval); the bulky part of a turn goes in
+    Envelope.context instead, so what they make the next turn evaluate again is small."""
     recipe = persona_turn_recipe()
     from continuum.envelope import RoomMessage
 
@@ -57,8 +59,8 @@ def test_recalled_memories_come_after_the_new_message():
             retrieval=("Sam said: the offsite is in Bruges.",),
         )
     )
-    assert composed.prompt.index("Where is the offsite?") < composed.prompt.index("in Bruges")
-    assert RetrievalSource().order > 30
+    assert composed.prompt.index("in Bruges") < composed.prompt.index("Where is the offsite?")
+    assert RetrievalSource().order < 30
 
 
 async def test_a_prompt_that_would_overflow_the_slot_gets_less_history():

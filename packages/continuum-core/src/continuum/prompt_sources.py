@@ -285,15 +285,16 @@ class HistorySource:
 
 @dataclass(frozen=True)
 class RetrievalSource:
-    """Recalled memories: VOLATILE, placed after the new message. They change every turn
-    and are not kept in history, so anything after them in the slot is lost next turn:
-    before the new message (as they were) they made every warm turn evaluate the previous
-    message again — a 1,400-token editor selection, a long voice utterance. After it, a
-    warm turn evaluates only the previous reply, the new message and the new memories."""
+    """Recalled memories: VOLATILE, after the recent history and before the new message,
+    where a small model uses them (bench/eval: placed after the new message, replies
+    containing the recalled fact fell from 0.18 to 0). They are not kept in history, so
+    the next turn evaluates again what followed them — keep the new message small: bulky
+    material for one turn (an editor's selection) goes in ``Envelope.context``, which
+    history does not keep."""
 
     name: str = "retrieval"
     tier: Tier = Tier.VOLATILE
-    order: int = 31
+    order: int = 10
     budget: int | None = 512
 
     def sections(self, ctx: TurnContext) -> list[Section]:
@@ -307,12 +308,9 @@ class RetrievalSource:
 
 @dataclass(frozen=True)
 class PostHistorySource:
-    """The persona's post-history instructions: last before it answers (after the new
-    message and the memories), where they steer most and break no reusable prefix."""
-
     name: str = "post_history"
     tier: Tier = Tier.VOLATILE
-    order: int = 33
+    order: int = 20
     budget: int | None = 256
 
     def sections(self, ctx: TurnContext) -> list[Section]:
