@@ -119,7 +119,7 @@ async def test_a_long_message_is_cut_visibly_never_dropped():
     seen = []
     backend = ScriptedBackend(lambda req: seen.append(req.prompt) or "ok")
     room = Room("r", [persona()], backend, policy=RoomPolicy(cognition="direct"))
-    words = [f"w{i}" for i in range(1200)]
+    words = [f"w{i}" for i in range(2600)]  # over the new message's 2048-token budget
     words[0], words[-1] = "BEGINNING", "ENDING"
     await room.handle(text_envelope(" ".join(words), room_id="r"))
     [prompt] = seen

@@ -8,7 +8,6 @@ import subprocess
 
 import anyio
 import pytest
-from conftest import MAYA, serving
 from discord_peer import (
     BOT_ID,
     DM_SAM,
@@ -20,6 +19,7 @@ from discord_peer import (
     THREAD,
     until,
 )
+from discord_testkit import MAYA, serving
 
 from continuum.envelope import ImagePart, ReplyTarget
 from continuum.hosts.base import ReplyStart

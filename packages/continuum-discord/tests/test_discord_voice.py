@@ -14,8 +14,8 @@ import time
 import anyio
 import numpy as np
 import pytest
-from conftest import serving
 from discord_peer import SAM, VOICE, until
+from discord_testkit import serving
 from voice_peer import VoicePeer
 
 from continuum.persona import Persona, VoiceSpec

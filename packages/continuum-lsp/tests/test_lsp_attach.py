@@ -9,7 +9,7 @@ import sys
 
 import anyio
 import pytest
-from conftest import PERSONAS, editor
+from lsp_testkit import PERSONAS, editor
 
 from continuum.attach import runtime_is_serving
 from continuum.config import parse_config

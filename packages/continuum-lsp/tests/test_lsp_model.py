@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import editor, span
+from lsp_testkit import editor, span
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
 

@@ -8,7 +8,7 @@ import asyncio
 import time
 
 import pytest
-from conftest import CODE, editor, span
+from lsp_testkit import CODE, editor, span
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
@@ -200,7 +200,7 @@ async def test_the_client_exiting_without_shutdown_stops_the_server(tmp_path):
     import os
     import sys
 
-    from conftest import SCRIPTED, write_config
+    from lsp_testkit import SCRIPTED, write_config
 
     config = write_config(tmp_path)
     process = await asyncio.create_subprocess_exec(

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import CODE, SCRIPTED, write_config
+from lsp_testkit import CODE, SCRIPTED, write_config
 
 EXTENSION = Path(__file__).resolve().parents[1] / "vscode"
 NODE_INSTALL = "install Node.js 20+ and npm (e.g. sudo apt-get install nodejs npm)"

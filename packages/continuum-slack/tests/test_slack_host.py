@@ -7,8 +7,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import JUNO, MAYA, serving, until
 from slack_peer import BOT_TOKEN, event_payload, post_command, post_event
+from slack_testkit import JUNO, MAYA, serving, until
 
 from continuum.events import ReplyPosted
 from continuum.testing import ScriptedBackend

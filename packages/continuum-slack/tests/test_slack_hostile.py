@@ -4,8 +4,8 @@ thread context, mass mentions in replies (hardening, second pass)."""
 from __future__ import annotations
 
 import pytest
-from conftest import serving, until
 from slack_peer import event_payload, post_command, post_event
+from slack_testkit import serving, until
 
 from continuum.testing import ScriptedBackend
 

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import serving, until
 from slack_peer import event_payload, post_event
+from slack_testkit import serving, until
 
 from continuum.errors import ModelNotInstalled
 from continuum.persona_files import load_personas
