@@ -529,9 +529,9 @@ class DiscordHost(HostAdapter):
         text = clean_text(starter, self.bot_id)
         if not text:
             return
-        persona = (
-            self._persona_card(starter.author.name) if starter.webhook_id is not None else None
-        )
+        # a persona's post came through our webhook; another webhook named "Maya" is not her
+        ours = self.webhooks.ours(starter.webhook_id)
+        persona = self._persona_card(starter.author.name) if ours else None
         kind = (
             ParticipantKind.PERSONA
             if persona

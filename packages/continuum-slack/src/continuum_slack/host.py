@@ -157,6 +157,7 @@ class SlackHost(HostAdapter):
             process_before_response=False,  # ack within Slack's 3 s, work afterwards
         )
         self.bot_user_id: str | None = None
+        self.bot_id: str | None = None  # the app's bot id: posts by it are the personas'
         self.team_id: str | None = None
         self.port: int | None = None
         self.ready = anyio.Event()
@@ -183,6 +184,7 @@ class SlackHost(HostAdapter):
         except (OSError, aiohttp.ClientError) as exc:
             raise HostFailed(f"cannot reach Slack's Web API: {exc}") from None
         self.bot_user_id, self.team_id = info.get("user_id"), info.get("team_id")
+        self.bot_id = info.get("bot_id")
         self.outbox.team_id = self.team_id
         if self.config.mode == "socket":
             await self._run_socket_mode()
@@ -457,9 +459,12 @@ class SlackHost(HostAdapter):
             user = m.get("user") or m.get("bot_id") or "unknown"
             name = m.get("username") or ("a bot" if bot else await self.name_of(user))
             kind = ParticipantKind.PERSON
-            if bot:
-                persona = next(
-                    (p for p in self.services.personas() if p.name == m.get("username")), None
+            if bot:  # a persona's post is ours; another bot named "Maya" is still a bot
+                ours = m.get("bot_id") == self.bot_id
+                persona = (
+                    next((p for p in self.services.personas() if p.name == m.get("username")), None)
+                    if ours
+                    else None
                 )
                 kind = ParticipantKind.PERSONA if persona else ParticipantKind.BOT
                 user = persona.id if persona else user
