@@ -41,14 +41,6 @@ QUESTIONS = (
 )
 
 
-def plain(value):
-    if hasattr(value, "_asdict"):
-        return {k: plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
-
-
 def functions(lines: list[str]) -> list[tuple[int, int]]:
     """(first, last) line of each top-level or method definition, 4..40 lines long."""
     starts = [i for i, ln in enumerate(lines) if re.match(r"^\s*(async\s+)?def ", ln)]
@@ -64,6 +56,7 @@ async def main() -> None:
 
     from continuum.models import default_model_path
     from continuum_lsp.context import selection_message
+    from continuum_lsp.host import plain
 
     tokenizer = Llama(str(default_model_path()), vocab_only=True, verbose=False)
 

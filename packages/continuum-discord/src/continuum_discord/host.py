@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -55,6 +54,7 @@ from continuum.hosts.base import (
     ReplySink,
     ReplyStart,
 )
+from continuum.hosts.seen import SeenIds
 from continuum.media.fetch import MediaFetcher
 from continuum_discord.commands import answer, command_group
 from continuum_discord.config import DiscordConfig
@@ -99,23 +99,6 @@ class _OneLineReconnects(logging.Filter):
 _QUIET = _OneLineReconnects()
 
 
-class _Seen:
-    """A bounded set of message ids already handled (a resume replays, a backfill
-    overlaps)."""
-
-    def __init__(self, size: int = 8192) -> None:
-        self._items: OrderedDict[int, None] = OrderedDict()
-        self.size = size
-
-    def add(self, key: int) -> bool:
-        if key in self._items:
-            return False
-        self._items[key] = None
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return True
-
-
 class DiscordHost(HostAdapter):
     name: ClassVar[str] = "discord"
     capabilities: ClassVar[HostCapabilities] = HostCapabilities(
@@ -152,7 +135,7 @@ class DiscordHost(HostAdapter):
         )
         self.webhooks = WebhookPool(cfg.webhook_name)
         self.ready = anyio.Event()
-        self._seen = _Seen()
+        self._seen = SeenIds()
         self._last_seen: dict[int, int] = {}  # channel id -> newest message id seen
         self._known_rooms: set[str] = set()
         self._synced: set[int] = set()

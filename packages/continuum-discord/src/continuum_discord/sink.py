@@ -87,28 +87,7 @@ class DiscordReplySink(EditingSink):
     async def _send(self, **kwargs: Any) -> discord.Message | discord.WebhookMessage:
         try:
             if self.webhook is not None:
-                extra: dict[str, Any] = {"thread": self.thread} if self.thread else {}
-                try:
-                    return await self.webhook.send(
-                        username=self.username,
-                        avatar_url=self.start.avatar_url or discord.utils.MISSING,
-                        wait=True,
-                        allowed_mentions=NO_PINGS,
-                        **extra,
-                        **kwargs,
-                    )
-                except discord.NotFound:  # the webhook was deleted: make it again once
-                    self.webhook = await self._on_gone() if self._on_gone else None
-                    if self.webhook is None:
-                        raise
-                    return await self.webhook.send(
-                        username=self.username,
-                        avatar_url=self.start.avatar_url or discord.utils.MISSING,
-                        wait=True,
-                        allowed_mentions=NO_PINGS,
-                        **extra,
-                        **kwargs,
-                    )
+                return await self._via_webhook(**kwargs)
             if "content" in kwargs:
                 kwargs["content"] = self.prefix_line + kwargs["content"]
             return await self.channel.send(allowed_mentions=NO_PINGS, **kwargs)
@@ -117,6 +96,25 @@ class DiscordReplySink(EditingSink):
             if limited is not None:
                 raise limited from None
             raise ContinuumError(f"Discord refused the post: {exc.status} {exc.text}") from None
+
+    async def _via_webhook(self, **kwargs: Any) -> discord.WebhookMessage:
+        """As the persona; a webhook deleted on Discord is made again once."""
+        for attempt in range(2):
+            assert self.webhook is not None
+            try:
+                return await self.webhook.send(
+                    username=self.username,
+                    avatar_url=self.start.avatar_url or discord.utils.MISSING,
+                    wait=True,
+                    allowed_mentions=NO_PINGS,
+                    **({"thread": self.thread} if self.thread else {}),
+                    **kwargs,
+                )
+            except discord.NotFound:
+                self.webhook = await self._on_gone() if self._on_gone and not attempt else None
+                if self.webhook is None:
+                    raise
+        raise AssertionError("unreachable")
 
     async def post(self, text: str) -> str:
         message = await self._send(content=text)

@@ -278,6 +278,10 @@ class GuildVoice:
                 self.current = output
             elif output is not self.current and output not in self._queue:
                 self._queue.append(output)
+        self._start()
+
+    def _start(self) -> None:
+        """discord.py's player stops after a quiet moment: start it again when needed."""
         if self.connected and not self.client.is_playing():
             self.client.play(_VoiceStream(self), after=self._stopped, signal_type="voice")
 
@@ -287,8 +291,8 @@ class GuildVoice:
                 self.current = self._queue.pop(0) if self._queue else None
             elif output in self._queue:
                 self._queue.remove(output)
-        if self.current is not None and not self.client.is_playing() and self.connected:
-            self.client.play(_VoiceStream(self), after=self._stopped, signal_type="voice")
+        if self.current is not None:
+            self._start()
 
     def _stopped(self, error: Exception | None) -> None:
         if error is not None:

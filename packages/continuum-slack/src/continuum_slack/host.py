@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -50,6 +49,7 @@ from continuum.hosts.base import (
     ReplySink,
     ReplyStart,
 )
+from continuum.hosts.seen import SeenIds
 from continuum_slack.config import SlackConfig
 from continuum_slack.events import (
     clean_text,
@@ -80,26 +80,6 @@ IGNORED_SUBTYPES = {
     "unpinned_item",
     "ekm_access_denied",
 }
-
-
-class _Seen:
-    """A bounded set: Slack retries events and sends a mention as two events."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._items: OrderedDict[str, None] = OrderedDict()
-        self.size = size
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def add(self, key: str) -> bool:
-        """True if ``key`` is new."""
-        if key in self._items:
-            return False
-        self._items[key] = None
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return True
 
 
 @web.middleware
@@ -161,13 +141,13 @@ class SlackHost(HostAdapter):
         self.team_id: str | None = None
         self.port: int | None = None
         self.ready = anyio.Event()
-        self._seen_events = _Seen()
-        self._seen_messages = _Seen()
+        self._seen_events = SeenIds()
+        self._seen_messages = SeenIds()
         self._names: dict[str, str] = {}
         self._known_rooms: set[str] = set()
         self._visibility: dict[str, Visibility] = {}  # channel -> as the platform said
         self._thinking: set[tuple[str, str]] = set()  # messages wearing the 👀 now
-        self._done_marks = _Seen()  # messages whose turn ended (no 👀 any more)
+        self._done_marks = SeenIds()  # messages whose turn ended (no 👀 any more)
         self.outbox = SlackOutbox(self.client, cfg)  # what every reply sink shares
         self._listen()
 
