@@ -22,7 +22,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -277,9 +277,15 @@ class _Services:
         *,
         reply_to: ReplyTarget | None = None,
         visibility: Visibility = "public",
+        on_heard: Callable[[str], Awaitable[None] | None] | None = None,
     ) -> Ear:
         return await self.runtime.voice.ear(
-            self.host, room_id, speaker, reply_to=reply_to, visibility=visibility
+            self.host,
+            room_id,
+            speaker,
+            reply_to=reply_to,
+            visibility=visibility,
+            on_heard=on_heard,
         )
 
     def personas(self) -> Sequence[PersonaCard]:

@@ -37,6 +37,9 @@ class AudioOutput(ABC):
     played yet (a barge-in pauses the reply at once)."""
 
     sample_rate: int = 48_000
+    # the host lost this output (a dropped connection): the reply ends there, and the
+    # persona's history keeps what ``played_s`` says was heard before
+    broken: bool = False
 
     @abstractmethod
     async def write(self, samples: np.ndarray) -> None: ...

@@ -324,12 +324,14 @@ class HostServices(Protocol):
         *,
         reply_to: ReplyTarget | None = None,
         visibility: Visibility = "public",
+        on_heard: Callable[[str], Awaitable[None] | None] | None = None,
     ) -> Ear:
         """Listen to one person's audio stream in a room (see :mod:`continuum.hosts.audio`):
         the runtime ends their turns, transcribes them once for the whole room (or not at
         all, for a model that hears audio), pauses a persona speaking over them and
         delivers each utterance as a message from ``speaker`` (resolved through the people
-        directory like any host user)."""
+        directory like any host user). ``on_heard`` gets the transcript of each utterance
+        as its turn ends (a host's captions); never called for one with no transcript."""
         ...
 
     def watch(self, room_id: str, callback: Callable[[Any], None]) -> Callable[[], None]:

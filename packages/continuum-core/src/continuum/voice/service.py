@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
@@ -24,7 +24,7 @@ from continuum.hosts.audio import AudioOutput
 from continuum.hosts.base import HostServices, ReplySink, ReplyStart, TurnHandle
 from continuum.media import MediaBridge
 from continuum.persona import Persona
-from continuum.voice.ear import RuntimeEar
+from continuum.voice.ear import Heard, RuntimeEar
 from continuum.voice.speaking import SpeakingSink, SpeechStats, VoiceFloor
 from continuum.voice.tts import TTSEngine
 from continuum.voice.turn_detect import TurnDetector, default_turn_detector
@@ -176,6 +176,7 @@ class VoiceService:
         *,
         reply_to: ReplyTarget | None = None,
         visibility: Visibility = "public",
+        on_heard: Callable[[str], Awaitable[None] | None] | None = None,
     ) -> RuntimeEar:
         if not self.hears_audio and self.runtime.bridge.transcriber is None:
             raise ContinuumError(
@@ -193,6 +194,7 @@ class VoiceService:
             speaker=speaker,
             reply_to=reply_to,
             visibility=visibility,
+            on_heard=_transcripts(on_heard),
         )
         self.ears.append(ear)
         self.runtime.start_task(ear.run)
@@ -236,3 +238,16 @@ class VoiceService:
         turn.speech.append(sink.stats)
         self.runtime.start_task(sink.run)
         return sink
+
+
+def _transcripts(
+    on_heard: Callable[[str], Awaitable[None] | None] | None,
+) -> Callable[[Heard], Awaitable[None] | None] | None:
+    """A host's ``on_heard`` (transcripts only) as the ear's (whole utterances)."""
+    if on_heard is None:
+        return None
+
+    def report(heard: Heard) -> Awaitable[None] | None:
+        return on_heard(heard.transcript) if heard.transcript else None
+
+    return report

@@ -353,7 +353,7 @@ class SpeakingSink(ReplySink):
         pos = 0  # samples written (a pause rewinds it to what was played)
         more = True
         async with self._audio_out:
-            while not self._stopped:
+            while not self._stopped and not out.broken:
                 if more and pos >= total:  # wait for the next piece
                     item = await self._audio_out.receive()
                     if item is None:
