@@ -199,25 +199,35 @@ class Caption:
     at: float
 
 
+LOUD = 0.02  # a 10 ms frame with speech energy (RMS)
+
+
 @dataclass
 class Heard:
-    """What one remote participant's track brought: 10 ms frames with arrival times."""
+    """What one remote participant's track brought: 10 ms frames with arrival times, and
+    the arrival times of the loud ones (kept as they come: polling stays cheap)."""
 
     frames: list[np.ndarray] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    loud_times: list[float] = field(default_factory=list)
+
+    def add(self, frame: np.ndarray, at: float) -> None:
+        self.frames.append(frame)
+        self.times.append(at)
+        if np.sqrt(np.mean(frame**2)) > LOUD:
+            self.loud_times.append(at)
 
     def audio(self) -> np.ndarray:
         return np.concatenate(self.frames) if self.frames else np.zeros(0, np.float32)
 
-    def loud(self, threshold: float = 0.02) -> list[float]:
+    def loud(self) -> list[float]:
         """Arrival times of the frames with speech energy in them."""
-        return [t for f, t in zip(self.frames, self.times, strict=True)
-                if np.sqrt(np.mean(f**2)) > threshold]  # fmt: skip
+        return self.loud_times
 
     def spans(self, gap_s: float = 0.6) -> list[tuple[float, float]]:
         """Stretches of speech (loud frames less than ``gap_s`` apart)."""
         out: list[tuple[float, float]] = []
-        for t in self.loud():
+        for t in self.loud_times:
             if out and t - out[-1][1] <= gap_s:
                 out[-1] = (out[-1][0], t)
             else:
@@ -267,8 +277,8 @@ class Person:
 
     async def _listen(self, track: rtc.Track, heard: Heard) -> None:
         async for event in rtc.AudioStream(track, sample_rate=16_000, num_channels=1):
-            heard.frames.append(np.frombuffer(event.frame.data, np.int16) / 32768.0)
-            heard.times.append(time.monotonic())
+            samples = np.frombuffer(event.frame.data, np.int16) / np.float32(32768)
+            heard.add(samples, time.monotonic())
 
     def _caption(self, reader: rtc.TextStreamReader, identity: str) -> None:
         async def read() -> None:
@@ -300,9 +310,9 @@ class Person:
     async def chat(self, text: str) -> None:
         await self.room.local_participant.send_text(text, topic="lk.chat")
 
-    def speaking(self, threshold: float = 0.02) -> list[str]:
+    def speaking(self) -> list[str]:
         """Whose tracks carried speech."""
-        return sorted(i for i, h in self.heard.items() if h.loud(threshold))
+        return sorted(i for i, h in self.heard.items() if h.loud())
 
 
 async def hears_everyone(person: Person, probe, personas) -> None:

@@ -586,6 +586,11 @@ class Runtime:
                     if running[0] == 0:
                         self._stop.set()
 
+            # the relevance gate's sentence model loads once, off the event loop (a room
+            # built while it loads would stall every host's connections for a second)
+            from continuum.room.room import default_gate_embedder
+
+            await anyio.to_thread.run_sync(default_gate_embedder)
             for name, host in list(self.hosts.items()):
                 tg.start_soon(run_host, name, host)
             if not self.hosts:

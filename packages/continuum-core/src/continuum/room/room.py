@@ -116,7 +116,7 @@ class Room:
         self.state_store = state_store
         self.states: dict[str, PersonaState] = {}
         if gate is None:
-            gate_embedder = embedder or _default_embedder()
+            gate_embedder = embedder or default_gate_embedder()
             # phrase-level similarity where its bar was calibrated (MiniLM:
             # bench/eval/gate_held_out.py), else the single cosine and its bar
             phrase_bar = getattr(gate_embedder, "phrase_bar", None)
@@ -413,6 +413,16 @@ class Room:
             **extra,
         )
 
+    @property
+    def turn_recipe(self) -> Recipe:
+        """The recipe of a persona's direct turns. In a shared-cognition room it is the
+        shared recipe (the lever menu in its invariant tier; the analysis tail empty), so
+        a persona answering by name and answering through shared cognition compose the
+        same stable prefix and its warm slot serves both (a voice room alternates them)."""
+        if self.policy.cognition == "shared" and len(self.personas) > 1:
+            return self.shared_recipe
+        return self.recipe
+
     def compose(
         self,
         persona: Persona,
@@ -682,7 +692,7 @@ class Room:
         self, persona: Persona, envelope: Envelope, replies: ReplyOpener | None = None
     ) -> TurnResult:
         """Direct mode: the persona answers the latest message from its own prompt."""
-        composed = self.compose(persona)
+        composed = self.compose(persona, recipe=self.turn_recipe)
         max_tokens = persona.model.max_tokens or self.policy.reply_max_tokens
         return await self.turns.run(
             RenderJob(
@@ -861,7 +871,7 @@ class Room:
             log.exception("%s: could not record a training pair for %s", self.key, persona.id)
 
 
-def _default_embedder() -> Embedder | None:
+def default_gate_embedder() -> Embedder | None:
     """The relevance gate's sentence embedder: all-MiniLM-L6-v2 (separates on- and
     off-topic messages; bench/eval/gate_calibration.py), else WordLlama (a core
     dependency) with its own calibrated bar; without either, expertise words only."""
