@@ -17,7 +17,7 @@ server; prompt tokens evaluated per reply (warm slots: every persona answered on
 before the questions), with the volatile tier for the breakdown; speech-to-text passes;
 the resident memory of the whole process (``VmRSS``, LiveKit's native SDK included).
 
-    .venv/bin/python bench/livekit_room.py          # ~6 min on 2 cores
+    .venv/bin/python bench/livekit_room.py          # ~12 min on 2 cores (naive: 3 turns)
     .venv/bin/python bench/livekit_room.py --turns 3
 
 Writes bench/results/livekit_room.json and .md.
@@ -343,7 +343,7 @@ def summary(rows: list[dict]) -> dict:
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--turns", type=int, default=len(QUESTIONS))
-    ap.add_argument("--naive-turns", type=int, default=5, help="the naive layout is slow")
+    ap.add_argument("--naive-turns", type=int, default=3, help="the naive layout is slow")
     ap.add_argument("--server", default=None, help="livekit-server binary (default: cached)")
     ap.add_argument("--watchdog", action="store_true", help="print where the loop blocks")
     ap.add_argument("--person", help=argparse.SUPPRESS)  # the test participant's process

@@ -309,6 +309,10 @@ enabled = true
 # token_env = "DISCORD_BOT_TOKEN"
 # voice_channels = []      # voice channel ids to join at start (or /continuum join)
 
+# [hosts.livekit]          # pip install continuum-livekit (voice rooms)
+# url_env = "LIVEKIT_URL"  # and LIVEKIT_API_KEY / LIVEKIT_API_SECRET
+# rooms = ["standup"]      # `continuum livekit token standup Ada` to join one
+
 # The editor's language server (pip install continuum-lsp) attaches to this process when
 # it serves the same data dir; its settings live here too:
 # [hosts.lsp]

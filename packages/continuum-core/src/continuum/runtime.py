@@ -17,6 +17,7 @@ consolidates what the hippocampus still holds, and persists state and memory.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import signal
@@ -476,6 +477,10 @@ class Runtime:
                 room_key, "deliberation"
             ):
                 update["deliberation"] = "gate"  # no seconds of JSON before the first word
+            if "keep_warm" not in built.default_policy and not self.config.sets_policy(
+                room_key, "keep_warm"
+            ):
+                update["keep_warm"] = True  # the next voice turn evaluates only its message
             policy = policy.model_copy(update=update)
         return policy
 
@@ -880,6 +885,10 @@ class Runtime:
         # answered again
         self.router.messages.done(turn.message_id)
         self._finish(turn, outcome, reason)
+        room = self.router.rooms.get(key)
+        if outcome == "answered" and room is not None and room.policy.keep_warm:
+            speakers = {r.persona_id for r in turn.replies}
+            self.start_task(functools.partial(room.keep_warm, speakers))
 
     async def submit(self, host: str, event: HostEvent) -> CommandResult | None:
         if event.host != host:

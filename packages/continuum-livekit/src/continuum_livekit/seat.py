@@ -13,7 +13,7 @@ from livekit import rtc
 from continuum.errors import ContinuumError
 from continuum.hosts.audio import AudioOutput
 from continuum.hosts.base import PersonaCard, ReplySink, ReplyStart
-from continuum_livekit.captions import open_caption
+from continuum_livekit.captions import CHAT_TOPIC, TOPIC, open_caption
 from continuum_livekit.connection import Presence
 
 log = logging.getLogger("continuum.livekit")
@@ -35,6 +35,9 @@ class PersonaSeat:
         self.outputs: list[TrackOutput] = []  # replies open on this seat
 
     async def on_connected(self, room: rtc.Room) -> None:
+        # the listener reads the room's text; a persona's own connection drops it unread
+        for topic in (TOPIC, CHAT_TOPIC):
+            room.register_text_stream_handler(topic, _drop)
         source = rtc.AudioSource(RATE, 1, queue_size_ms=QUEUE_MS)
         track = rtc.LocalAudioTrack.create_audio_track(f"{self.card.id}-voice", source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
@@ -172,3 +175,7 @@ class CaptionSink(ReplySink):
             return None
         self.posted(caption.stream_id)
         return caption.stream_id
+
+
+def _drop(reader: rtc.TextStreamReader, identity: str) -> None:
+    reader.close()

@@ -39,6 +39,11 @@ class RoomPolicy(BaseModel):
     # and each persona renders straight from the message (no analysis, no levers) — a
     # voice room's default, where seconds of JSON before the first word are too slow
     deliberation: Literal["model", "gate"] = "model"
+    # after a turn is answered, the other personas' warm slots are brought up to date with
+    # it in the background (lowest priority), so the next turn of any of them evaluates
+    # only its own new message — a voice room's default, where every token evaluated
+    # after the person stops is heard as delay
+    keep_warm: bool = False
     plan_max_tokens: int = Field(default=64, gt=0)
     max_think_budget: int = Field(default=256, ge=0)
     # cedeFloorTo / inviteSpecialist are honoured when the target's relevance score is at

@@ -14,6 +14,7 @@ persona say it cannot think right now; the room goes on.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import time
@@ -21,7 +22,15 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC
 from typing import Any, Literal
 
-from continuum.backends.base import AdapterUse, Backend, InferenceMetrics, SlotKey
+from continuum.backends.base import (
+    AdapterUse,
+    Backend,
+    CompletionRequest,
+    GenerationSettings,
+    InferenceMetrics,
+    Priority,
+    SlotKey,
+)
 from continuum.backends.scheduler import InferenceScheduler
 from continuum.cognition.gate import RelevanceGate, needs_answer
 from continuum.cognition.shared import SharedCognition
@@ -422,6 +431,57 @@ class Room:
         if self.policy.cognition == "shared" and len(self.personas) > 1:
             return self.shared_recipe
         return self.recipe
+
+    def warm_prefix(self, persona: Persona) -> str | None:
+        """What ``persona``'s next turn will start with: its prompt composed as if one more
+        message followed the whole history, cut where that message's turn opens (what it
+        recalls and the message itself are not known yet). None for an empty room."""
+        if not self.history:
+            return None
+        marker = "\u2063continuum-next\u2063"
+        last = self.history[-1]
+        ctx = dataclasses.replace(
+            self.turn_context(persona, len(self.history) - 1),
+            history=tuple(self.history),
+            new_message=RoomMessage(author=last.author, text=marker),
+            retrieval=(),
+        )
+        recipe = self.turn_recipe
+        prompt = recipe.compose(ctx).prompt
+        at = prompt.rfind(marker)
+        turn_open = recipe.template.open.split("{role}")[0]
+        cut = prompt.rfind(turn_open, 0, at) if at >= 0 else -1
+        return prompt[:cut] if cut > 0 else None
+
+    async def keep_warm(self, skip: Iterable[str] = ()) -> int:
+        """Bring the warm slots of the personas not in ``skip`` up to date with the history
+        (the room's ``keep_warm``): one background-priority pass each, queued behind any
+        render. Returns the passes run. A persona with no warm slot is left cold."""
+        slot_tokens = getattr(self.backend, "slot_tokens", None)
+        done = 0
+        skipped = set(skip)
+        for persona in list(self.personas.values()):
+            key = self.slot_for(persona)
+            if persona.id in skipped or slot_tokens is None or not slot_tokens(key):
+                continue
+            prefix = self.warm_prefix(persona)
+            limit = getattr(self.backend, "slot_ctx", None)
+            if not prefix or (isinstance(limit, int) and self._count(prefix) > limit // 2):
+                continue
+            request = CompletionRequest(
+                prompt=prefix,
+                slot=key,
+                adapters=self.adapters_for(persona),
+                settings=GenerationSettings(max_tokens=1, temperature=0.0),
+                priority=Priority.BACKGROUND,
+            )
+            try:
+                await self.backend.complete(request)
+            except ContinuumError as exc:  # busy or gone: the next turn runs as it would
+                log.debug("%s: %s not kept warm: %s", self.key, persona.id, exc)
+                break
+            done += 1
+        return done
 
     def compose(
         self,

@@ -190,7 +190,9 @@ class SpeakingSink(ReplySink):
         rest = self.chunker.flush()
         if rest:
             self._queue(rest)
-        self._pieces_in.send_nowait(None)
+        # (already closed when the speaking ended early: stopped, or its output was lost)
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._pieces_in.send_nowait(None)
         await self._done.wait()
         if self.stats.interrupted:  # the turn is being cancelled: it ends there, with
             await anyio.lowlevel.checkpoint()  # what was heard, not the whole text
