@@ -460,7 +460,10 @@ class Room:
         slot_tokens = getattr(self.backend, "slot_tokens", None)
         done = 0
         skipped = set(skip)
+        seen = len(self.history)
         for persona in list(self.personas.values()):
+            if len(self.history) != seen:  # a new message: its turn, not this, gets the model
+                break
             key = self.slot_for(persona)
             if persona.id in skipped or slot_tokens is None or not slot_tokens(key):
                 continue
