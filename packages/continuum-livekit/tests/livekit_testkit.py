@@ -19,11 +19,11 @@ from typing import Any
 import anyio
 import numpy as np
 import pytest
-from continuum_livekit.tokens import mint_token
 from livekit import rtc
 
 from continuum.testing import ScriptedBackend, serve_host
 from continuum.voice.audio import read_wav, resample
+from continuum_livekit.tokens import mint_token
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY = "testkey"

@@ -208,9 +208,8 @@ def test_the_token_command_mints_a_token_for_the_room(tmp_path, monkeypatch, cap
 
 
 def test_a_missing_server_url_or_key_names_what_to_set(monkeypatch):
-    from continuum_livekit.config import LiveKitConfig
-
     from continuum.errors import ConfigError
+    from continuum_livekit.config import LiveKitConfig
 
     monkeypatch.delenv("LIVEKIT_URL", raising=False)
     monkeypatch.delenv("LIVEKIT_API_KEY", raising=False)
