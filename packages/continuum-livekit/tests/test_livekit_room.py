@@ -145,12 +145,6 @@ async def test_six_personas_only_the_named_ones_speak_and_never_at_once(tmp_path
             said = espeak(tmp_path, "Peter and Sarah, please check the database link.")
             await person.speak(said, then_silence_s=1.5)
             await until(lambda: probe.stats["answered"] >= 1, timeout=60)
-            print(
-                "HEARD",
-                [(m.author.id, m.text) for m in probe.history(ROOM)],
-                person.speaking(),
-                probe.outcomes(),
-            )
             await until(lambda: len(person.speaking()) >= 2, timeout=30)
             await anyio.sleep(3)
             assert person.speaking() == ["peter", "sarah"]
