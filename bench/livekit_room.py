@@ -355,10 +355,9 @@ async def main() -> None:
     if args.watchdog:
         import asyncio
 
-        sys.path.insert(0, "/tmp")
-        import watchdog
+        from bench.loop_watchdog import install
 
-        watchdog.install(asyncio.get_running_loop())
+        install(asyncio.get_running_loop())
     import os
     import subprocess
 
