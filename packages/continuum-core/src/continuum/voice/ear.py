@@ -144,7 +144,7 @@ class RuntimeEar:
 
     async def _listen(self) -> None:
         s, p = self.services, self.services.policy
-        vad = await anyio.to_thread.run_sync(SileroVAD)  # an ONNX session: off the loop
+        vad = SileroVAD()
         floor = s.floor(self.room_key)
         kept: list[np.ndarray] = []
         speech_ms = silence_ms = 0
