@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import numpy as np
@@ -107,11 +108,7 @@ async def person_process(url: str, wav_dir: Path) -> None:
     its speech ended, when the first persona audio arrived and from whom, who spoke."""
     import sys as _sys
 
-    class _At:
-        def __init__(self, url: str) -> None:
-            self.url = url
-
-    person = await Person(_At(url)).join()  # type: ignore[arg-type]
+    person = await Person(SimpleNamespace(url=url)).join()  # type: ignore[arg-type]
     print(json.dumps({"ready": True}), flush=True)
     lines = anyio.wrap_file(_sys.stdin)
     async for line in lines:

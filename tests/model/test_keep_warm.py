@@ -7,23 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from continuum.envelope import Envelope, Participant, ReplyTarget, TextPart
 from continuum.events import ReplyPosted
 from continuum.room import Room, RoomPolicy
+from tests.model.test_shared_cognition_model import say
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
-
-
-def say(text: str, i: int, mentions: tuple[str, ...] = ()) -> Envelope:
-    return Envelope(
-        id=f"w{i}",
-        host="test",
-        room_id="r",
-        author=Participant(id="sam", name="Sam"),
-        parts=(TextPart(text=text),),
-        reply_to=ReplyTarget(host="test", channel="r"),
-        mentions=mentions,
-    )
 
 
 def last_reply(room: Room, persona_id: str) -> ReplyPosted:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import fnmatch
 import logging
 import time
-from typing import ClassVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 import anyio
 from anyio.abc import TaskGroup
-from livekit import api
+from livekit import api, rtc
 
 from continuum.errors import ContinuumError
 from continuum.hosts.audio import AudioOutput
@@ -134,46 +135,37 @@ class LiveKitHost(HostAdapter):
             ours=self.ours, captions=cfg.captions, chat=cfg.chat,
         )  # fmt: skip
         seats = {c.id: PersonaSeat(room, c) for c in cards}
-        listener_presence = Presence(
-            url,
-            lambda: mint_token(
-                key,
-                secret,
-                room,
-                cfg.listener_identity,
-                name="continuum",
-                kind="agent",
-                hidden=True,
-                publish=False,
-            ),
-            label=f"{room}/{cfg.listener_identity}",
-            on_connected=listener.on_connected,
-            on_lost=listener.on_lost,
-            retry_max_s=cfg.reconnect_max_s,
-        )
+
+        def presence(
+            identity: str,
+            on_connected: Callable[[rtc.Room], Awaitable[None]],
+            on_lost: Callable[[], None],
+            **grant: Any,
+        ) -> Presence:
+            """One participant's kept-up connection, with a fresh token each time."""
+            return Presence(
+                url,
+                lambda: mint_token(key, secret, room, identity, kind="agent", **grant),
+                label=f"{room}/{identity}",
+                on_connected=on_connected,
+                on_lost=on_lost,
+                retry_max_s=cfg.reconnect_max_s,
+            )
+
+        listener_presence = presence(
+            cfg.listener_identity, listener.on_connected, listener.on_lost,
+            name="continuum", hidden=True, publish=False,
+        )  # fmt: skip
         joined = JoinedRoom(room, listener, listener_presence, seats)
         for seat in seats.values():
             card = seat.card
             metadata = {"persona": card.id}
             if card.avatar_url:
                 metadata["avatar_url"] = card.avatar_url
-            seat.presence = Presence(
-                url,
-                lambda card=card, metadata=metadata: mint_token(
-                    key,
-                    secret,
-                    room,
-                    card.id,
-                    name=card.name,
-                    kind="agent",
-                    metadata=metadata,
-                    subscribe=False,
-                ),
-                label=f"{room}/{card.id}",
-                on_connected=seat.on_connected,
-                on_lost=seat.on_lost,
-                retry_max_s=cfg.reconnect_max_s,
-            )
+            seat.presence = presence(
+                card.id, seat.on_connected, seat.on_lost,
+                name=card.name, metadata=metadata, subscribe=False,
+            )  # fmt: skip
         self.rooms[room] = joined
 
         async def keep(joined: JoinedRoom = joined) -> None:
