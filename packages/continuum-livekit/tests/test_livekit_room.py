@@ -201,6 +201,19 @@ def test_the_token_command_mints_a_token_for_the_room(tmp_path, monkeypatch, cap
     assert "meet.livekit.io/custom?liveKitUrl=wss%3A%2F%2Fexample.livekit.cloud" in out
 
 
+def test_the_token_command_refuses_a_personas_identity(tmp_path, monkeypatch, capsys):
+    from continuum.cli import main
+
+    monkeypatch.setenv("LIVEKIT_API_KEY", "k1")
+    monkeypatch.setenv("LIVEKIT_API_SECRET", "s" * 32)
+    # a person joining as "maya" would knock the persona Maya out of the room (LiveKit
+    # keeps one participant per identity)
+    with pytest.raises(SystemExit) as done:
+        main(["livekit", "token", "standup", "Maya", "--config", str(tmp_path / "x.toml")])
+    assert done.value.code == 2
+    assert "identity 'maya' is taken" in capsys.readouterr().err
+
+
 def test_a_missing_server_url_or_key_names_what_to_set(monkeypatch):
     from continuum.errors import ConfigError
     from continuum_livekit.config import LiveKitConfig

@@ -10,32 +10,41 @@ import re
 import urllib.parse
 from pathlib import Path
 
-from continuum.config import DEFAULT_CONFIG, load_config
-from continuum.errors import ConfigError
+from continuum.config import DEFAULT_CONFIG, load_config, parse_config
+from continuum.errors import ConfigError, ContinuumError
 from continuum_livekit.config import LiveKitConfig
 from continuum_livekit.tokens import mint_token
 
 
-def _livekit_config(path: Path) -> LiveKitConfig:
-    """``[hosts.livekit]`` from the config file, or the defaults when there is none."""
-    if not path.exists():
-        return LiveKitConfig()
-    table = load_config(path).hosts.get("livekit", {})
+def _configs(path: Path) -> tuple[LiveKitConfig, set[str]]:
+    """``[hosts.livekit]`` from the config file (the defaults when there is none) and the
+    identities continuum's own participants take: the listener's and every persona id."""
+    from continuum.runtime import load_runtime_personas
+
+    config = load_config(path) if path.exists() else parse_config({})
     try:
-        return LiveKitConfig.model_validate(table)
+        livekit = LiveKitConfig.model_validate(config.hosts.get("livekit", {}))
     except ValueError as exc:
         raise ConfigError(path, "hosts.livekit", str(exc)) from exc
+    ours = {livekit.listener_identity} | {p.id for p in load_runtime_personas(config)}
+    return livekit, ours
 
 
 def _token(args: argparse.Namespace) -> int:
-    config = _livekit_config(args.config)
+    config, ours = _configs(args.config)
     key, secret = config.credentials()
     identity = args.identity or re.sub(r"[^a-z0-9_-]+", "-", args.name.lower()).strip("-")
+    identity = identity or "guest"
+    if identity in ours:  # LiveKit would disconnect one of the two participants
+        raise ContinuumError(
+            f"identity {identity!r} is taken by continuum's own participant in the room; "
+            "choose another with --identity"
+        )
     token = mint_token(
         key,
         secret,
         args.room,
-        identity or "guest",
+        identity,
         name=args.name,
         ttl=datetime.timedelta(hours=args.hours),
     )
