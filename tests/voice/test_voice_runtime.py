@@ -99,8 +99,10 @@ async def test_six_personas_listen_one_pass_of_speech_to_text_and_the_one_named_
         assert 1 <= heard.stt_calls <= 2
         assert probe._rt.voice.stt_calls == heard.stt_calls
         assert probe._rt.bridge.transcriber.calls == heard.stt_calls
-        assert [o.start.persona_id for o in host.outputs] == [named.id]
-        assert host.outputs[0].played_s() > 0.5  # it was spoken, not only written
+        assert [o.start.persona_id for o in host.spoken] == [named.id]
+        assert host.spoken[0].played_s() > 0.5  # it was spoken, not only written
+        # a reply begun in a pause the person talked through ('Hey Maya.') played nothing
+        assert len(host.outputs) - len(host.spoken) == heard.retracted
         said = [m for m in probe.history("voice") if m.author.kind == ParticipantKind.PERSONA]
         assert [m.author.id for m in said] == [named.id]
         assert heard.turn.outcome == "answered"
@@ -131,16 +133,16 @@ async def test_two_personas_answer_one_at_a_time_each_in_its_own_voice(tmp_path)
         await host.speak("sam", audio, rate)
         await settle(host)
         (heard,) = host.ears[("sam", "voice")].heard
-        assert sorted(o.start.persona_id for o in host.outputs) == ["maya", "victor"], (
+        assert sorted(o.start.persona_id for o in host.spoken) == ["maya", "victor"], (
             heard.transcript,
             heard.turn.envelope.mentions,
             probe.outcomes(),
         )
-        first, second = sorted(host.outputs, key=lambda o: o.intervals[0][0])
+        first, second = sorted(host.spoken, key=lambda o: o.intervals[0][0])
         # never at once: the second began after the first had played out
         assert first.intervals[-1][1] <= second.intervals[0][0] + 0.03
         # each in its own voice: Maya (a high voice) well above Victor (a low one)
-        by = {o.start.persona_id: pitch(o.samples, o.sample_rate) for o in host.outputs}
+        by = {o.start.persona_id: pitch(o.samples, o.sample_rate) for o in host.spoken}
         assert by["maya"] > 1.3 * by["victor"], by
 
 
@@ -157,7 +159,7 @@ async def test_speaking_over_a_persona_stops_it_and_history_keeps_what_was_heard
         audio, rate = speech(tmp_path, "How do I find out why it is slow?")
         await host.speak("sam", audio, rate, silence_after_s=0.0)
         await host.silence("sam", 3.0)  # the reply plays for a while
-        (output,) = host.outputs
+        (output,) = host.spoken
         assert output.played_s() > 0.5
         over, rate = speech(tmp_path, "Wait, stop, that is not what I asked at all.", "o.wav")
         spoke_at = time.monotonic()
@@ -199,7 +201,7 @@ async def test_a_backchannel_pauses_the_persona_and_it_goes_on(tmp_path, backcha
         await settle(host)
         ear = host.ears[("sam", "voice")]
         assert ear.barge_ins == 1 and ear.resumed == 1 and ear.interruptions == 0
-        (output,) = host.outputs
+        (output,) = host.spoken
         assert output.cleared_s > 0  # it did pause
         said = [m for m in probe.history("voice") if m.author.id == "maya"]
         assert [m.text for m in said] == [REPLY] and not said[0].interrupted
@@ -317,7 +319,7 @@ async def test_the_reply_is_written_in_the_pause_spoken_piece_by_piece_after_it(
         (stats,) = heard.turn.speech
         # written while the person's silence was still running out, heard only after it
         assert stats.first_delta_at < heard.end_of_turn <= stats.first_audio_at
-        (output,) = probe.host.outputs
+        (output,) = probe.host.spoken
         assert output.intervals[0][0] >= heard.end_of_turn
         assert stats.tts_calls == 3  # "Sure." / "The cache is cold," / the rest
         assert stats.spoken == SHORT_REPLY
@@ -382,7 +384,7 @@ async def test_a_voice_turn_on_the_real_model_is_intelligible(tmp_path, backend,
         await settle(probe.host)
         (heard,) = probe.host.ears[("sam", "voice")].heard
         (stats,) = heard.turn.speech
-        (output,) = probe.host.outputs
+        (output,) = probe.host.spoken
         reply = probe.history("voice")[-1].text
         assert reply and stats.spoken == reply and output.played_s() > 0.3
         # intelligible: the spoken reply, heard back through speech-to-text, has its words
@@ -405,4 +407,4 @@ async def test_a_voice_room_decides_who_speaks_without_model_deliberation(tmp_pa
         assert "dolphin" in heard.transcript.lower()
         assert probe._rt.router.room("audio-test:voice").policy.deliberation == "gate"
         assert not [e for e in probe.events("voice") if isinstance(e, AnalysisPosted)]
-        assert [o.start.persona_id for o in probe.host.outputs] == ["rhea"]
+        assert [o.start.persona_id for o in probe.host.spoken] == ["rhea"]

@@ -32,6 +32,7 @@ KEY_ENV, SECRET_ENV = "CONTINUUM_TEST_LIVEKIT_KEY", "CONTINUUM_TEST_LIVEKIT_SECR
 ROOM = "standup"
 RATE = 48_000
 FRAME = RATE // 100
+MIC_QUEUE_MS = 30_000  # longer than anything a test says
 
 
 def _free_ports(n: int) -> list[int]:
@@ -257,7 +258,10 @@ class Person:
         self._loop = asyncio.get_running_loop()
         token = mint_token(KEY, SECRET, room, self.identity, name=self.name)
         await self.room.connect(self.server.url, token)
-        self.mic = rtc.AudioSource(RATE, 1)
+        # the whole utterance is queued at once and paced out by the SDK's native side: this
+        # test participant shares the runtime's event loop, and with the default 1 s queue
+        # a busy moment there left gaps in the person's speech (Whisper heard garble)
+        self.mic = rtc.AudioSource(RATE, 1, queue_size_ms=MIC_QUEUE_MS)
         track = rtc.LocalAudioTrack.create_audio_track("mic", self.mic)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         self.mic_sid = (await self.room.local_participant.publish_track(track, options)).sid

@@ -413,3 +413,10 @@ class AudioTestHost(RecordingHost):
 
     def played_by(self, persona_id: str) -> list[TestAudioOutput]:
         return [o for o in self.outputs if o.start.persona_id == persona_id]
+
+    @property
+    def spoken(self) -> list[TestAudioOutput]:
+        """The outputs something was played into. A reply begun in the person's pause
+        (a held turn) opens its output then; if the person talks on, it is retracted and
+        its output closes having played nothing, as a host sees it."""
+        return [o for o in self.outputs if o.chunks]
