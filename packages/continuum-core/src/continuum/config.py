@@ -140,6 +140,9 @@ class ContinuumConfig(_Section):
     # [policies.<host>] or [policies."<host>:<room id>"]: [policy] fields for that host's
     # rooms or one room (e.g. a Slack channel that should only answer when addressed)
     policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # [plugins.<name>]: settings of a plugin that is not a host (continuum-hub reads
+    # [plugins.hub]); each plugin validates its own table
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     source: Path | None = Field(default=None, exclude=True)  # the file it came from
 
     def policy_for(self, room_key: str, host_defaults: dict[str, Any] | None = None) -> RoomPolicy:
@@ -213,6 +216,9 @@ def parse_config(data: dict[str, Any], path: Path | str = DEFAULT_CONFIG) -> Con
     for name, table in config.hosts.items():
         if not isinstance(table, dict):
             raise ConfigError(path, f"hosts.{name}", "must be a table")
+    for name, table in config.plugins.items():
+        if not isinstance(table, dict):
+            raise ConfigError(path, f"plugins.{name}", "must be a table")
     for name, table in config.policies.items():
         try:
             RoomPolicy.model_validate(table)

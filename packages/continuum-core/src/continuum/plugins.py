@@ -12,7 +12,7 @@ import pluggy
 
 from continuum import hookspecs
 from continuum.errors import PluginConflict, UnknownPlugin
-from continuum.hookspecs import BackendFactory, TTSFactory
+from continuum.hookspecs import BackendFactory, ModelSource, TTSFactory
 from continuum.hosts.base import HostAdapter
 
 if TYPE_CHECKING:
@@ -78,6 +78,10 @@ def tts_engine(name: str) -> TTSEngine:
             f"no TTS engine named {name!r} (installed: {', '.join(sorted(engines)) or 'none'})"
         )
     return engines[name]()
+
+
+def model_sources() -> dict[str, ModelSource]:
+    return _factories("register_model_sources", "model source")  # type: ignore[return-value]
 
 
 def turn_detectors() -> dict[str, Callable[[], object]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import re
 import signal
 import time
 from collections import Counter
@@ -193,6 +194,32 @@ def load_runtime_personas(config: ContinuumConfig) -> list[Persona]:
     return personas
 
 
+MODEL_SOURCE = re.compile(r"^([a-z][a-z0-9+.-]{1,31}):(?!//)(.+)$")
+
+
+def local_model(config: ContinuumConfig) -> str | None:
+    """The embedded backend's GGUF: a path (relative to the config file), or
+    ``<scheme>:<spec>`` resolved by the model source plugin of that scheme (``hub:`` from
+    continuum-hub pulls it from the Hugging Face Hub); None: the default model."""
+    model = config.backend.model
+    if not model:
+        return None
+    m = MODEL_SOURCE.match(model)
+    if m is None:
+        return str(config.relative(Path(model)))
+    scheme, spec = m.groups()
+    sources = plugins.model_sources()
+    if scheme not in sources:
+        hint = " (pip install continuum-hub)" if scheme == "hub" else ""
+        raise ConfigError(
+            config.source or "continuum.toml",
+            "backend.model",
+            f"no model source {scheme!r} is installed{hint}; "
+            f"installed: {', '.join(sorted(sources)) or 'none'}",
+        )
+    return str(sources[scheme](spec, config))
+
+
 def build_backend(config: ContinuumConfig, personas: Sequence[Persona]) -> Backend:
     """The backend the config names, through the ``register_backends`` plugins."""
     b = config.backend
@@ -213,8 +240,7 @@ def build_backend(config: ContinuumConfig, personas: Sequence[Persona]) -> Backe
             fields["mmproj"] = str(config.relative(Path(b.mmproj)))
         if b.flash_attn:
             fields["flash_attn"] = True
-        model = str(config.relative(Path(b.model))) if b.model else None
-        return factories[name](model=model, **fields)
+        return factories[name](model=local_model(config), **fields)
     if not b.urls:
         raise ConfigError(config.source or "continuum.toml", "backend.urls", "needs a server URL")
     extra: dict[str, Any] = {}
