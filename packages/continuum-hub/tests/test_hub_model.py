@@ -162,3 +162,41 @@ def test_a_base_model_is_pulled_resumed_and_served(hub, cli, tmp_path, model_pat
     with pytest.raises(HubError, match="offline"):
         local_model(never)
     assert os.environ["HF_HUB_OFFLINE"] == "1" and len(hub.requests) == asked
+
+
+def peft_adapter(rank: int = 4, layers: int = 30, seed: int = 1) -> dict[str, bytes]:
+    """A PEFT LoRA for SmolLM2-135M as PEFT saves one (random weights)."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save
+
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for i in range(layers):
+        for module, out in (("q_proj", 576), ("v_proj", 192)):
+            name = f"base_model.model.model.layers.{i}.self_attn.{module}"
+            tensors[f"{name}.lora_A.weight"] = rng.normal(0, 0.1, (rank, 576)).astype(np.float32)
+            tensors[f"{name}.lora_B.weight"] = rng.normal(0, 0.1, (out, rank)).astype(np.float32)
+    config = {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": rank, "lora_alpha": 2 * rank,
+        "target_modules": ["q_proj", "v_proj"], "base_model_name_or_path": SMOL,
+        "bias": "none", "fan_in_fan_out": False, "lora_dropout": 0.0,
+    }  # fmt: skip
+    return {"adapter_model.safetensors": save(tensors), "adapter_config.json": json.dumps(config)}
+
+
+def test_a_peft_safetensors_adapter_is_checked_converted_and_registered(hub, cli, model_path):
+    hub.add("alice/peft-perf", {"README.md": card(), **peft_adapter()})
+    out = cli("pull", "alice/peft-perf", "--persona", "maya", "--quiet").stdout
+    assert "installed as maya/peft-perf" in out
+    record = GenomeRegistry(cli.data, base_model=model_path).get("maya", "peft-perf")
+    assert record is not None and record.rank == 4 and record.targets == ("attn_q", "attn_v")
+    assert "PEFT safetensors converted to GGUF" in record.provenance
+    # a safetensors file whose header lies about its data is refused before conversion
+    bad = peft_adapter()
+    bad["adapter_model.safetensors"] += b"\0" * 16
+    hub.add("mallory/peft", {"README.md": card(), **bad})
+    done = cli("pull", "mallory/peft", "--quiet", ok=False)
+    assert "its header describes" in done.stderr
+    assert GenomeRegistry(cli.data).get("_shared", "peft") is None

