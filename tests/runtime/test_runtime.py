@@ -235,6 +235,24 @@ def test_config_errors_name_the_file_and_field(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="continuum init"):
         load_config(tmp_path / "missing.toml")
+    path.write_text('[plugins]\nhub = "yes"\n')
+    with pytest.raises(ConfigError, match=r"plugins\.hub"):
+        load_config(path)
+
+
+def test_a_model_from_a_source_no_plugin_provides_is_a_clear_error(tmp_path):
+    from continuum.runtime import local_model
+
+    path = tmp_path / "continuum.toml"
+    path.write_text('[backend]\nmodel = "zoo:big/model.gguf"\n')
+    from continuum.config import load_config
+
+    with pytest.raises(ConfigError) as err:
+        local_model(load_config(path))
+    assert "backend.model" in str(err.value) and "no model source 'zoo'" in str(err.value)
+    # a plain path stays a path, relative to the file (a drive-like prefix is not a scheme)
+    path.write_text('[backend]\nmodel = "models/x.gguf"\n')
+    assert local_model(load_config(path)) == str(tmp_path / "models" / "x.gguf")
 
 
 async def test_unknown_hosts_and_bad_host_tables_are_clear_errors(tmp_path):

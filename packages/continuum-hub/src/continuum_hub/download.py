@@ -84,8 +84,9 @@ def fetch(
             if have > file.size:  # not this file: start over
                 part.unlink()
                 have = 0
-            bar.n = have
-            bar.refresh()
+            if have:
+                bar.n = have
+                bar.refresh()
             if have == file.size:
                 break
             headers = build_hf_headers(token=settings.token() or False)

@@ -21,6 +21,7 @@ from typing import Literal
 from continuum.genome.gguf_header import GGUFError, check_tensor_data, read_header
 from continuum.genome.pager import GenomeError
 from continuum.genome.registry import SHARED, GenomeRegistry
+from continuum.models import DEFAULT_MODEL_INSTALL
 from continuum_hub.download import fetch, sha256_of
 from continuum_hub.errors import HubError, UnsafeFile
 from continuum_hub.remote import Kind, RemoteFile, RepoView, offline, split_ref, view
@@ -180,6 +181,12 @@ def pull(
             "CONTINUUM_CODEC_TTS_BACKBONE (the codec voice's backbone GGUF) or --voice-model"
         )
     base = voice_model if kind == "voice" else base_model
+    if kind == "skill" and base is None:
+        raise HubError(
+            "a skill adapter is checked against the model it was made for: name it with "
+            "--model PATH.gguf (or [backend] model in continuum.toml), or install the default "
+            f"model: {DEFAULT_MODEL_INSTALL}"
+        )
     _check_base(remote, kind, settings.hub_id_of(base))
     owner = persona or SHARED
     if kind == "model":
