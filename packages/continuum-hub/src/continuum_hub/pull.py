@@ -11,9 +11,11 @@ registered; a failed or interrupted pull leaves only its resumable download."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -130,6 +132,22 @@ def _check_base(view: RepoView, kind: Kind, base_id: str | None) -> None:
         )
 
 
+@contextlib.contextmanager
+def _one_pull_at_a_time(staging: Path, repo_id: str) -> Iterator[None]:
+    """Two pulls of one commit would append to one ``.part``: the second is refused."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(staging / ".pull.lock"), mode=0o600)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        raise HubError(f"another pull of {repo_id} is running; wait for it") from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _check_model(path: Path, name: str) -> None:
     try:
         header = read_header(path)
@@ -206,50 +224,51 @@ def pull(
                 f"({existing.provenance}); continuum-hub remove it first, or pull with --id"
             )
     staging = store.staging_dir(remote.repo_id, remote.sha)
-    partial = sum(p.stat().st_size for p in staging.rglob("*.part"))
-    got = fetch(settings, remote.repo_id, remote.sha, weights, staging, progress=progress)
-    record = PulledRecord(
-        repo=remote.repo_id,
-        revision=remote.sha,
-        asked=asked,
-        kind=kind,
-        file=weights.path,
-        sha256=weights.sha256 or sha256_of(got),
-        size=weights.size,
-        license=remote.license,
-        author=remote.author,
-        base_models=remote.base_models,
-        installed_as="",
-    )
-    if kind == "model":
-        _check_model(got, weights.path)
-        folder = store.models_dir() / remote.repo_id.replace("/", "--") / remote.sha
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / Path(weights.path).name
-        got.replace(target)  # same filesystem: the model appears whole or not at all
-        installed = str(target.relative_to(Path(data_dir)))
-    else:
-        converted = ""
-        if weights.path.endswith(".safetensors"):
-            got = _peft_to_gguf(settings, remote, weights, got, staging, base, adapter_id)  # type: ignore[arg-type]
-            converted = "PEFT safetensors converted to GGUF, "
-        try:
-            registry.add(
-                owner,
-                adapter_id,  # type: ignore[arg-type]
-                got,
-                kind=kind,  # type: ignore[arg-type]
-                license=remote.license,
-                provenance=f"hub:{remote.repo_id}@{remote.sha} ({weights.path}, {converted}"
-                f"sha256 {record.sha256[:16]}…, by {remote.author})",
-            )
-        except GenomeError as exc:
-            raise HubError(f"{remote.repo_id}: {exc}") from exc
-        installed = f"{owner}/{adapter_id}"
-    record = record.model_copy(update={"installed_as": installed})
-    store.add(record)
-    shutil.rmtree(staging, ignore_errors=True)
-    return PullResult(record, remote, time.monotonic() - started, resumed_from=partial)
+    with _one_pull_at_a_time(staging, remote.repo_id):
+        partial = sum(p.stat().st_size for p in staging.rglob("*.part"))
+        got = fetch(settings, remote.repo_id, remote.sha, weights, staging, progress=progress)
+        record = PulledRecord(
+            repo=remote.repo_id,
+            revision=remote.sha,
+            asked=asked,
+            kind=kind,
+            file=weights.path,
+            sha256=weights.sha256 or sha256_of(got),
+            size=weights.size,
+            license=remote.license,
+            author=remote.author,
+            base_models=remote.base_models,
+            installed_as="",
+        )
+        if kind == "model":
+            _check_model(got, weights.path)
+            folder = store.models_dir() / remote.repo_id.replace("/", "--") / remote.sha
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / Path(weights.path).name
+            got.replace(target)  # same filesystem: the model appears whole or not at all
+            installed = str(target.relative_to(Path(data_dir)))
+        else:
+            converted = ""
+            if weights.path.endswith(".safetensors"):
+                got = _peft_to_gguf(settings, remote, weights, got, staging, base, adapter_id)  # type: ignore[arg-type]
+                converted = "PEFT safetensors converted to GGUF, "
+            try:
+                registry.add(
+                    owner,
+                    adapter_id,  # type: ignore[arg-type]
+                    got,
+                    kind=kind,  # type: ignore[arg-type]
+                    license=remote.license,
+                    provenance=f"hub:{remote.repo_id}@{remote.sha} ({weights.path}, {converted}"
+                    f"sha256 {record.sha256[:16]}…, by {remote.author})",
+                )
+            except GenomeError as exc:
+                raise HubError(f"{remote.repo_id}: {exc}") from exc
+            installed = f"{owner}/{adapter_id}"
+        record = record.model_copy(update={"installed_as": installed})
+        store.add(record)
+        shutil.rmtree(staging, ignore_errors=True)
+        return PullResult(record, remote, time.monotonic() - started, resumed_from=partial)
 
 
 def remove(data_dir: Path, what: str, base_model: Path | None = None) -> list[PulledRecord]:

@@ -8,7 +8,7 @@ sets it from ``[plugins.hub] endpoint`` before that import, and passes it along 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from continuum_hub.errors import HubError
@@ -59,8 +59,6 @@ class RepoView:
     files: tuple[RemoteFile, ...]
     downloads: int = 0
     private: bool = False
-    readme: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def author(self) -> str:
@@ -138,7 +136,6 @@ def view(settings: HubSettings, repo_id: str, revision: str = "main") -> RepoVie
         sha256 = getattr(lfs, "sha256", None) if lfs is not None else None
         files.append(RemoteFile(name, int(entry.size), sha256, str(entry.blob_id)))
     card = dict(info.card_data.to_dict()) if info.card_data is not None else {}
-    readme = ""
     return RepoView(
         repo_id=info.id,
         sha=str(info.sha),
@@ -147,7 +144,6 @@ def view(settings: HubSettings, repo_id: str, revision: str = "main") -> RepoVie
         files=tuple(files),
         downloads=int(info.downloads or 0),
         private=bool(info.private),
-        readme=readme,
     )
 
 
