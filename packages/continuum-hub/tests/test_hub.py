@@ -216,3 +216,15 @@ def test_the_help_teaches(cli):
         assert word in out, word
     assert "--accept-license" in cli("pull", "--help").stdout
     assert json  # (used by the model tests)
+
+
+def test_a_second_pull_of_the_same_commit_waits_its_turn(hub, cli, tmp_path):
+    from filelock import FileLock
+
+    sha = hub.add("alice/perf", {"README.md": card(), "perf.gguf": lora(tmp_path)})
+    staging = PulledStore(cli.data).staging_dir("alice/perf", sha)
+    with FileLock(str(staging / ".pull.lock")):  # another pull holds it
+        done = cli("pull", "alice/perf", "--quiet", ok=False)
+    assert "another pull of alice/perf is running" in done.stderr and installed(cli) == []
+    cli("pull", "alice/perf", "--quiet")
+    assert len(installed(cli)) == 1
