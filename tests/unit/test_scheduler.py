@@ -87,3 +87,32 @@ async def test_cancelled_waiter_leaves_the_queue():
         assert sched.queue_depth == 1
         release.set()
     assert ran == ["kept"]
+
+
+async def test_background_work_is_asked_to_yield_to_a_more_urgent_waiter():
+    import threading
+
+    sched = InferenceScheduler()
+    preempt = threading.Event()
+    holding = anyio.Event()
+    release = anyio.Event()
+
+    async def background():
+        async with sched.turn(Priority.BACKGROUND, preempt=preempt):
+            holding.set()
+            await release.wait()
+
+    async def other(priority):
+        async with sched.turn(priority):
+            pass
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(background)
+        await holding.wait()
+        tg.start_soon(other, Priority.BACKGROUND)  # as urgent as it is: no reason to stop
+        await anyio.sleep(0.01)
+        assert not preempt.is_set()
+        tg.start_soon(other, Priority.RENDER)  # a turn waits: the holder is asked to stop
+        await anyio.sleep(0.01)
+        assert preempt.is_set() and sched.preempted == 1
+        release.set()

@@ -64,6 +64,11 @@ class BackendTimeout(BackendError):
     """A request waited or ran longer than its timeout."""
 
 
+class BackendPreempted(BackendError):
+    """A background request gave the model back to a turn that needed it (it stopped
+    between batches); run it again when the model is free."""
+
+
 class MalformedEvent(ContinuumError):
     """A host event could not be turned into an envelope (forged, malformed, unknown)."""
 

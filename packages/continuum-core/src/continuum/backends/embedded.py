@@ -43,10 +43,18 @@ from continuum.backends.base import (
 from continuum.backends.scheduler import InferenceScheduler
 from continuum.backends.slots import SlotPool, common_prefix_len
 from continuum.compose import CHATML
-from continuum.errors import BackendError, BackendTimeout, ModelNotInstalled, PromptTooLong
+from continuum.errors import (
+    BackendError,
+    BackendPreempted,
+    BackendTimeout,
+    ModelNotInstalled,
+    PromptTooLong,
+)
 from continuum.genome.pager import AdapterPager, GenomeError
 from continuum.media.capabilities import ModelCapabilities
 from continuum.media.placeholder import MISSING, PLACEHOLDER, placeholders_in, without_media
+
+BACKGROUND_BATCH = 64  # tokens per batch of a background prompt (preemption granularity)
 
 if TYPE_CHECKING:
     from continuum.backends.media_projector import MediaProjector, MediaPrompt
@@ -302,9 +310,12 @@ class EmbeddedBackend(Backend):
         if self._closed:
             raise BackendError("backend is closed")
         queued = time.perf_counter()
-        async with self.scheduler.turn(request.priority, request.queue_timeout_s):
+        cancel = threading.Event()
+        # background work gives the model back to a turn that starts waiting (its decode
+        # loop stops at the next batch); a turn itself runs to its end
+        preempt = cancel if request.priority >= Priority.BACKGROUND else None
+        async with self.scheduler.turn(request.priority, request.queue_timeout_s, preempt):
             queue_ms = (time.perf_counter() - queued) * 1000
-            cancel = threading.Event()
 
             def emit(text: str) -> None:
                 if on_token is not None:
@@ -315,9 +326,12 @@ class EmbeddedBackend(Backend):
 
             try:
                 with anyio.fail_after(request.timeout_s):
-                    return await _run_cancellable(work, cancel)
+                    done = await _run_cancellable(work, cancel)
             except TimeoutError as exc:
                 raise BackendTimeout(f"generation exceeded {request.timeout_s}s") from exc
+            if preempt is not None and preempt.is_set() and done.finish_reason == "cancelled":
+                raise BackendPreempted("a turn needed the model; run this again later")
+            return done
 
     async def preload(self, adapters: Sequence[AdapterUse]) -> float:
         """Page adapters in ahead of the requests that will run under them (a voice LoRA
@@ -407,11 +421,19 @@ class EmbeddedBackend(Backend):
     # --- the decode loop (runs in a worker thread, one at a time) -------------------------
 
     def _decode(
-        self, tokens: list[int], seq_id: int, pos0: int, cancel: threading.Event, record: list[int]
+        self,
+        tokens: list[int],
+        seq_id: int,
+        pos0: int,
+        cancel: threading.Event,
+        record: list[int],
+        step: int | None = None,
     ) -> bool:
         """Evaluate tokens at positions pos0.. of sequence seq_id (logits for the last only),
-        appending each evaluated chunk to ``record``. False if cancelled midway."""
-        batch, step = self._batch, self.config.n_batch
+        appending each evaluated chunk to ``record``, ``step`` tokens a batch (default
+        n_batch). False if cancelled midway."""
+        batch = self._batch
+        step = min(step or self.config.n_batch, self.config.n_batch)
         for start in range(0, len(tokens), step):
             if cancel.is_set():
                 return False
@@ -561,7 +583,12 @@ class EmbeddedBackend(Backend):
         out = _StopFilter(settings.stop, emit)
         media_tokens, media_ms = 0, 0.0
         if media is None:
-            completed = self._decode(tokens[reuse:], slot.seq_id, reuse, cancel, slot.tokens)
+            # background prompts go in small batches: a turn that starts waiting gets the
+            # model after at most one of them
+            step = BACKGROUND_BATCH if request.priority >= Priority.BACKGROUND else None
+            completed = self._decode(
+                tokens[reuse:], slot.seq_id, reuse, cancel, slot.tokens, step=step
+            )
         else:
             completed, media_tokens, media_ms = self._decode_media(
                 tokens, media, reuse, slot.seq_id, cancel, slot.tokens

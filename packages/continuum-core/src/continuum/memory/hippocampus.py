@@ -31,7 +31,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from continuum.backends.base import Backend, CompletionRequest, GenerationSettings, Priority
 from continuum.envelope import ParticipantKind
-from continuum.errors import ContinuumError
+from continuum.errors import BackendPreempted, ContinuumError
 from continuum.events import (
     MessageReceived,
     MessageTaken,
@@ -349,6 +349,9 @@ class Hippocampus:
             self._inflight = scope
             try:
                 result = await complete_structured(self.backend, request, Consolidation, EMPTY)
+            except BackendPreempted:  # a turn took the model: this item waits its turn
+                self.stats.cancelled += 1
+                return False
             except ContinuumError as exc:  # the backend is down: heuristics instead
                 log.warning("consolidation pass failed (%s); using heuristics", exc)
                 self.stats.failed += 1
