@@ -160,6 +160,45 @@ def _check_model(path: Path, name: str) -> None:
         raise HubError(f"{name}: the GGUF header names no architecture")
 
 
+def _install_model(store: PulledStore, remote: RepoView, weights: RemoteFile, got: Path) -> str:
+    """A checked GGUF model moved under the data dir (one rename: whole or not at all)."""
+    _check_model(got, weights.path)
+    folder = store.models_dir() / remote.repo_id.replace("/", "--") / remote.sha
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(weights.path).name
+    got.replace(target)
+    return str(target.relative_to(store.dir.parent))
+
+
+def _install_adapter(
+    registry: GenomeRegistry,
+    owner: str,
+    adapter_id: str,
+    kind: Literal["skill", "voice"],
+    remote: RepoView,
+    weights: RemoteFile,
+    got: Path,
+) -> str:
+    """A GGUF LoRA into the genome: checked against the base, recorded with where it came
+    from; ``owner/id``."""
+    converted = (
+        "PEFT safetensors converted to GGUF, " if weights.path.endswith(".safetensors") else ""
+    )
+    try:
+        registry.add(
+            owner,
+            adapter_id,
+            got,
+            kind=kind,
+            license=remote.license,
+            provenance=f"hub:{remote.repo_id}@{remote.sha} ({weights.path}, {converted}"
+            f"sha256 {(weights.sha256 or weights.git_oid)[:16]}…, by {remote.author})",
+        )
+    except GenomeError as exc:
+        raise HubError(f"{remote.repo_id}: {exc}") from exc
+    return f"{owner}/{adapter_id}"
+
+
 def pull(
     ref: str,
     data_dir: Path,
@@ -241,30 +280,11 @@ def pull(
             installed_as="",
         )
         if kind == "model":
-            _check_model(got, weights.path)
-            folder = store.models_dir() / remote.repo_id.replace("/", "--") / remote.sha
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / Path(weights.path).name
-            got.replace(target)  # same filesystem: the model appears whole or not at all
-            installed = str(target.relative_to(Path(data_dir)))
+            installed = _install_model(store, remote, weights, got)
         else:
-            converted = ""
             if weights.path.endswith(".safetensors"):
                 got = _peft_to_gguf(settings, remote, weights, got, staging, base, adapter_id)  # type: ignore[arg-type]
-                converted = "PEFT safetensors converted to GGUF, "
-            try:
-                registry.add(
-                    owner,
-                    adapter_id,  # type: ignore[arg-type]
-                    got,
-                    kind=kind,  # type: ignore[arg-type]
-                    license=remote.license,
-                    provenance=f"hub:{remote.repo_id}@{remote.sha} ({weights.path}, {converted}"
-                    f"sha256 {record.sha256[:16]}…, by {remote.author})",
-                )
-            except GenomeError as exc:
-                raise HubError(f"{remote.repo_id}: {exc}") from exc
-            installed = f"{owner}/{adapter_id}"
+            installed = _install_adapter(registry, owner, adapter_id, kind, remote, weights, got)  # type: ignore[arg-type]
         record = record.model_copy(update={"installed_as": installed})
         store.add(record)
         shutil.rmtree(staging, ignore_errors=True)
