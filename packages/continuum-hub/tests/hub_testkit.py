@@ -23,15 +23,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
+import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+
+from tests.conftest import model_path  # noqa: F401 - the default model, or its install line
 
 TOKEN = "hf_local_test_token"
 LFS_SUFFIXES = (".gguf", ".safetensors", ".bin", ".pt", ".ckpt", ".pth", ".onnx", ".wav")
@@ -212,6 +221,15 @@ class LocalHub:
             def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
                 self._send(status, json.dumps(data).encode(),
                            {"Content-Type": "application/json", **(headers or {})})  # fmt: skip
+
+            def _partial(self, status: int, headers: dict[str, str], sent: bytes) -> None:
+                """Headers for the whole body, then only ``sent`` of it."""
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(sent)
+                self.wfile.flush()
 
             def _error(self, status: int, message: str, code: str = "") -> None:
                 headers = {"X-Error-Message": message}
@@ -409,27 +427,15 @@ class LocalHub:
                     repo.downloads += 1
                 stall = hub.stall_after.pop(file, None)
                 if stall is not None and stall < len(body):
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(body[:stall])
-                    self.wfile.flush()
+                    self._partial(status, headers, body[:stall])
                     hub.stalled.set()
                     hub._release.wait(120)  # until the test is over: the client gives up
                     self.close_connection = True
                     return None
                 cut = hub.cut_after.pop(file, None)
                 if cut is not None and cut < len(body):
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(body[:cut])
-                    self.wfile.flush()
+                    self._partial(status, headers, body[:cut])
                     self.close_connection = True
-                    import socket
-
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return None
                 return self._send(status, body, headers)
@@ -438,14 +444,6 @@ class LocalHub:
 
 
 # --- fixtures and helpers ---------------------------------------------------------------
-
-import os  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
 
 SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -512,13 +510,3 @@ def cli(hub, tmp_path):
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def model_path() -> Path:
-    from continuum.models import ModelNotInstalled, default_model_path
-
-    try:
-        return default_model_path()
-    except ModelNotInstalled as exc:
-        pytest.fail(f"{exc} (or run ./scripts/test)", pytrace=False)

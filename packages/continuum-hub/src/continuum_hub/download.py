@@ -11,18 +11,11 @@ import hashlib
 import time
 from pathlib import Path
 
+from continuum.genome.registry import file_sha256
 from continuum_hub.errors import ChecksumMismatch, HubError
 from continuum_hub.remote import RemoteFile, endpoint, offline
 from continuum_hub.safety import check_name
 from continuum_hub.settings import HubSettings
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def git_blob_sha1(path: Path) -> str:
@@ -38,7 +31,7 @@ def verify(path: Path, file: RemoteFile) -> None:
     if size != file.size:
         raise ChecksumMismatch(f"{file.path}: {size} bytes downloaded, the Hub lists {file.size}")
     if file.sha256 is not None:
-        got, want = sha256_of(path), file.sha256
+        got, want = file_sha256(path), file.sha256
     else:
         got, want = git_blob_sha1(path), file.git_oid
     if got != want:

@@ -22,9 +22,9 @@ from typing import Literal
 
 from continuum.genome.gguf_header import GGUFError, check_tensor_data, read_header
 from continuum.genome.pager import GenomeError
-from continuum.genome.registry import SHARED, GenomeRegistry
+from continuum.genome.registry import SHARED, GenomeRegistry, file_sha256
 from continuum.models import DEFAULT_MODEL_INSTALL
-from continuum_hub.download import fetch, sha256_of
+from continuum_hub.download import fetch
 from continuum_hub.errors import HubError, UnsafeFile
 from continuum_hub.remote import Kind, RemoteFile, RepoView, offline, split_ref, view
 from continuum_hub.safety import (
@@ -272,7 +272,7 @@ def pull(
             asked=asked,
             kind=kind,
             file=weights.path,
-            sha256=weights.sha256 or sha256_of(got),
+            sha256=weights.sha256 or file_sha256(got),
             size=weights.size,
             license=remote.license,
             author=remote.author,

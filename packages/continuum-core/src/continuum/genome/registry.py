@@ -65,7 +65,8 @@ class _Registry(BaseModel):
     model_hashes: dict[str, str] = Field(default_factory=dict)  # "path|size|mtime" -> sha
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read 1 MiB at a time."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -156,7 +157,7 @@ class GenomeRegistry:
         st = model.stat()
         key = f"{model.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         if key not in self._data.model_hashes:
-            self._data.model_hashes[key] = _sha256(model)
+            self._data.model_hashes[key] = file_sha256(model)
             self._save()
         return self._data.model_hashes[key]
 
@@ -196,7 +197,7 @@ class GenomeRegistry:
             owner=owner,
             kind=kind,
             file=str(target.relative_to(self.dir)),
-            sha256=_sha256(target),
+            sha256=file_sha256(target),
             size=target.stat().st_size,
             base_model=base.name,
             base_model_sha256=self.base_sha256(base),
