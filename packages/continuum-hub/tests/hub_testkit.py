@@ -331,16 +331,13 @@ class LocalHub:
                     return self._list(query, url.path)
                 m = re.fullmatch(r"/api/models/(.+?)/tree/([^/]+)(/.*)?", path)
                 if m:
-                    return self._tree(m.group(1), m.group(2), query, url.path)
+                    return self._tree(m.group(1), m.group(2))
                 m = re.fullmatch(r"/api/models/(.+?)(?:/revision/([^/]+))?", path)
                 if m:
-                    repo = self._repo(m.group(1))
-                    if repo is None:
+                    found = self._at(m.group(1), m.group(2) or "main")
+                    if found is None:
                         return None
-                    commit = repo.at(m.group(2) or "main")
-                    if commit is None:
-                        return self._error(404, "Invalid rev id", "RevisionNotFound")
-                    return self._json(200, hub.info(repo, commit, "blobs" in query))
+                    return self._json(200, hub.info(*found, "blobs" in query))
                 m = re.fullmatch(r"/(.+?)/resolve/([^/]+)/(.+)", path)
                 if m:
                     return self._resolve(m.group(1), m.group(2), m.group(3), head)
@@ -381,23 +378,30 @@ class LocalHub:
                     items.append(item)
                 return self._json(200, items, headers)
 
-            def _tree(self, repo_id: str, rev: str, query: dict[str, list[str]], raw: str) -> None:
+            def _at(self, repo_id: str, rev: str) -> tuple[Repo, Commit] | None:
+                """The repo at ``rev``, or None with the Hub's 404 sent."""
                 repo = self._repo(repo_id)
                 if repo is None:
                     return None
                 commit = repo.at(rev)
                 if commit is None:
-                    return self._error(404, "Invalid rev id", "RevisionNotFound")
+                    self._error(404, "Invalid rev id", "RevisionNotFound")
+                    return None
+                return repo, commit
+
+            def _tree(self, repo_id: str, rev: str) -> None:
+                found = self._at(repo_id, rev)
+                if found is None:
+                    return None
+                _, commit = found
                 entries = [_entry(p, d) for p, d in sorted(commit.files.items())]
                 return self._json(200, entries)
 
             def _resolve(self, repo_id: str, rev: str, file: str, head: bool) -> None:
-                repo = self._repo(repo_id)
-                if repo is None:
+                found = self._at(repo_id, rev)
+                if found is None:
                     return None
-                commit = repo.at(rev)
-                if commit is None:
-                    return self._error(404, "Invalid rev id", "RevisionNotFound")
+                repo, commit = found
                 if file not in commit.files:
                     return self._error(404, "Entry not found", "EntryNotFound")
                 true = commit.files[file]

@@ -75,7 +75,7 @@ class PulledStore:
         for r in self.records():
             if r.repo.lower() != repo.lower() or (file is not None and r.file != file):
                 continue
-            if revision in (None, r.asked) or r.revision.startswith(revision or ""):
+            if revision is None or revision == r.asked or r.revision.startswith(revision):
                 out.append(r)
         return out
 
