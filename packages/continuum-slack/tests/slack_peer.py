@@ -50,6 +50,9 @@ class SlackPeer:
         self.files: dict[str, tuple[bytes, str]] = {}  # id -> (content, mimetype)
         self.file_gets: list[tuple[str, str | None]] = []  # (file id, token)
         self.uploads: dict[str, bytes] = {}  # file id -> bytes a persona sent
+        # method -> an event its answers wait for (recorded at once, answered when set):
+        # a far side that stalls, so a test can act while a call is in flight
+        self.hold: dict[str, asyncio.Event] = {}
         self._ts = itertools.count(1)
         self._socket: web.WebSocketResponse | None = None
         self._socket_ready = asyncio.Event()
@@ -99,6 +102,8 @@ class SlackPeer:
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") or args.get("token")
         self.calls.append(Call(method, args, token))
+        if method in self.hold:
+            await self.hold[method].wait()
         failures = self.fail.get(method)
         if failures:
             failure = failures.pop(0)

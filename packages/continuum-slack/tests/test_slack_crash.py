@@ -1,11 +1,13 @@
 """`continuum serve` with Slack, killed with SIGKILL mid-reply twice, then restarted: the
 message is answered once more and completely, every stream a crash left open is stopped,
 an explicit "remember" is one journal entry, and the persona's inbox holds the message
-once (hardening, second pass: item 7). The real default model writes a long reply so the
-kills land mid-stream; the far side is the local Slack peer."""
+once (hardening, second pass: item 7). The far side is the local Slack peer; it stalls on
+the first append of a cut reply, so each kill lands mid-stream on any machine, and a
+server a failed run leaves behind is killed, never waited on."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -73,8 +75,17 @@ async def test_sigkill_mid_reply_twice_then_restart(tmp_path, peer):
         stopped = {c.args["ts"] for c in peer.of("chat.stopStream")}
         return len(starts) >= n and {c.result["ts"] for c in starts} <= stopped
 
+    # Slack stalls on the first append of each cut reply, so the kill lands mid-stream
+    # however fast this machine writes the reply; the restart gets a prompt far side
+    peer.hold["chat.appendStream"] = asyncio.Event()
     for run in (1, 2, 3):
-        async with await anyio.open_process(cmd, env=env) as proc:
+        if run == 3:
+            peer.hold["chat.appendStream"].set()
+        # the server's output goes to a file: a pipe nobody reads fills and stalls it
+        log = tmp_path / f"serve-{run}.log"
+        with log.open("wb") as out:
+            proc = await anyio.open_process(cmd, env=env, stdout=out, stderr=out)
+        try:
             await wait_for(lambda: listening(port))
             if run == 1:
                 assert await post_event(url, event_payload(event)) == 200
@@ -84,7 +95,16 @@ async def test_sigkill_mid_reply_twice_then_restart(tmp_path, peer):
             else:  # the restart answers it once more, to the end
                 await wait_for(lambda: finished(3), timeout=180)
                 proc.send_signal(signal.SIGTERM)
-            await proc.wait()
+            with anyio.fail_after(60):
+                await proc.wait()
+        except BaseException as exc:
+            exc.add_note(f"run {run}; the server said:\n{log.read_text(errors='replace')[-4000:]}")
+            raise
+        finally:
+            if proc.returncode is None:  # never leave a server behind a failed test
+                proc.kill()
+                with anyio.CancelScope(shield=True):
+                    await proc.wait()
     started = [c.result["ts"] for c in peer.of("chat.startStream")]
     stopped = [c.args["ts"] for c in peer.of("chat.stopStream")]
     assert len(started) == 3  # one reply per run: two cut by the kills, one whole
