@@ -21,6 +21,9 @@ PERSONAS = [
         ("Maya, how do I profile?", ("maya",)),
         ("maya: check this", ("maya",)),
         ("Maya and Otto: thoughts?", ("maya", "otto")),
+        ("Maya and Otto please check the database link", ("maya", "otto")),  # as STT writes
+        ("okay Juno or Maya can one of you look at the logs", ("juno", "maya")),
+        ("Maya and the team should look at the logs", ("maya",)),
         ("Hey Maya what's up with the cache", ("maya",)),
         ("thanks Maya", ("maya",)),
         ("What do you think, Maya?", ("maya",)),

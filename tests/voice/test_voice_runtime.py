@@ -404,7 +404,9 @@ async def test_a_voice_room_decides_who_speaks_without_model_deliberation(tmp_pa
         await probe.host.speak("sam", audio, rate)
         await settle(probe.host)
         (heard,) = probe.host.ears[("sam", "voice")].heard
-        assert "dolphin" in heard.transcript.lower()
+        # Whisper tiny hears "dolphins" or "dal fins" as the audio falls: either is a
+        # question about sea animals, the gate's call below
+        assert "sleep" in heard.transcript.lower(), heard.transcript
         assert probe._rt.router.room("audio-test:voice").policy.deliberation == "gate"
         assert not [e for e in probe.events("voice") if isinstance(e, AnalysisPosted)]
         assert [o.start.persona_id for o in probe.host.spoken] == ["rhea"]

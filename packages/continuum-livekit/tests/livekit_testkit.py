@@ -183,13 +183,37 @@ def transcriber():
         pytest.fail(f"{exc} (or run ./scripts/test)", pytrace=False)
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 30.0, every: float = 0.05) -> Any:
-    with anyio.fail_after(timeout):
-        while True:
-            value = predicate()
-            if value:
-                return value
-            await anyio.sleep(every)
+async def until(
+    predicate: Callable[[], Any],
+    timeout: float = 30.0,
+    every: float = 0.05,
+    state: Callable[[], str] | None = None,
+) -> Any:
+    """``predicate``'s first true value; on timeout, what ``state`` says went on."""
+    try:
+        with anyio.fail_after(timeout):
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                await anyio.sleep(every)
+    except TimeoutError as exc:
+        if state is not None:
+            exc.add_note(state())
+        raise
+
+
+def room_state(probe: Any, person: Person | None = None) -> str:
+    """What the runtime heard and said, for a failing test's report."""
+    lines = [f"stats {dict(probe.stats)}"]
+    for ear in probe._rt.voice.ears:
+        for h in ear.heard:
+            lines.append(f"heard {h.transcript!r} ended by {h.ended_by}, "
+                         f"held {h.preempted}, retracted {h.retracted}")  # fmt: skip
+    lines += [f"history {m.author.id}: {m.text!r}" for m in probe.history(ROOM)]
+    if person is not None:
+        lines.append(f"the person heard speech from {person.speaking()}")
+    return "\n".join(lines)
 
 
 @dataclass

@@ -5,12 +5,13 @@ answers, the persona speaks on its own track, and the test participant hears it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 
 import anyio
 import pytest
-from livekit_testkit import ROOM, Person, espeak, hears_everyone, serving, until
+from livekit_testkit import ROOM, Person, espeak, hears_everyone, room_state, serving, until
 
 from continuum.envelope import ParticipantKind
 from continuum.persona import Persona, VoiceSpec
@@ -144,8 +145,9 @@ async def test_six_personas_only_the_named_ones_speak_and_never_at_once(tmp_path
             # (names Whisper tiny hears right in espeak-ng's voice)
             said = espeak(tmp_path, "Peter and Sarah, please check the database link.")
             await person.speak(said, then_silence_s=1.5)
-            await until(lambda: probe.stats["answered"] >= 1, timeout=60)
-            await until(lambda: len(person.speaking()) >= 2, timeout=30)
+            state = functools.partial(room_state, probe, person)
+            await until(lambda: probe.stats["answered"] >= 1, timeout=60, state=state)
+            await until(lambda: len(person.speaking()) >= 2, timeout=30, state=state)
             await anyio.sleep(3)
             assert person.speaking() == ["peter", "sarah"]
             spans = sorted(s for pid in ("peter", "sarah") for s in person.heard[pid].spans())

@@ -2,8 +2,9 @@
 
 A persona is *addressed* when a message speaks to it, not when it merely names it:
 ``@maya`` anywhere; its name opening a sentence ("Maya, how …", "Hey Maya: …", "Maya and
-Otto, thoughts?") or closing one ("thanks, Maya", "what do you think, Maya?"). "I told Maya
-yesterday that …" names her without addressing her. Hosts add what only the platform
+Otto, thoughts?", or as speech-to-text writes it, "Maya and Otto please look") or closing
+one ("thanks, Maya", "what do you think, Maya?"). "I told Maya yesterday that …" names her
+without addressing her. Hosts add what only the platform
 knows — a reply to one of a persona's messages, a thread a persona started — through
 ``HostServices.addressed``, which resolves both from the persisted message map, so they
 hold after a restart.
@@ -43,9 +44,27 @@ def _spoken_to(clause: str, pattern: re.Pattern[str], opening: bool) -> bool:
     return False
 
 
+def _opening_list(text: str, personas: Sequence[Named]) -> list[tuple[int, str]]:
+    """Names listed at a sentence's opening, unpunctuated as speech-to-text writes them:
+    "Maya and David please check the link" speaks to both (the clause rule sees one)."""
+    by_word = {w.lower(): p.id for p in personas for w in (p.name, p.id) if _WORD.fullmatch(w)}
+    found: list[tuple[int, str]] = []
+    for sentence in _SENTENCES.finditer(text):
+        words = list(_WORD.finditer(sentence.group()))
+        i = 0
+        while i < len(words) and words[i].group().lower() in _OPENERS:
+            i += 1
+        while i < len(words) and words[i].group().lower() in by_word:
+            found.append((sentence.start() + words[i].start(), by_word[words[i].group().lower()]))
+            i += 1
+            if i < len(words) and words[i].group().lower() in ("and", "or"):
+                i += 1
+    return found
+
+
 def addressed(text: str, personas: Sequence[Named]) -> tuple[str, ...]:
     """The ids of the personas ``text`` speaks to, in the order they are named."""
-    found: list[tuple[int, str]] = []
+    found: list[tuple[int, str]] = _opening_list(text, personas)
     for p in personas:
         names = sorted({p.name, p.id}, key=len, reverse=True)
         alternatives = "|".join(re.escape(n) for n in names)

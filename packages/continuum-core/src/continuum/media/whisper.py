@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +120,28 @@ class WhisperTranscriber:
     def transcribe(self, audio: AudioPart | bytes | np.ndarray) -> str:
         return self.transcribe_scored(audio)[0]
 
-    def transcribe_scored(self, audio: AudioPart | bytes | np.ndarray) -> tuple[str, float]:
+    def transcribe_scored(
+        self, audio: AudioPart | bytes | np.ndarray, vocabulary: Sequence[str] = ()
+    ) -> tuple[str, float]:
         """The words and how sure the model is of them (mean token log-probability; words
-        it heard are near -0.3, a cough or an "mm-hm" it forced into words below -1)."""
+        it heard are near -0.3, a cough or an "mm-hm" it forced into words below -1).
+
+        ``vocabulary``: words the speech likely holds (the names of the personas in the
+        room), given to Whisper as hot words. Whisper tiny rarely hears a name it was not
+        told about ("Maya, why is the build slow" came back "My wife is the real so
+        slow"); told, it hears them. Told names, it sometimes turns a hum into one
+        ("mm-hm" came back "Emma, Emma, Emma"): words that are only the vocabulary,
+        repeated, are heard again without it."""
         samples = decode(audio, self.max_audio_s)
+        # a punctuated sentence: Whisper writes in its prompt's style (a bare list of names
+        # brought back transcripts without full stops, and the end of turn reads them)
+        hotwords = f"Hello {', '.join(vocabulary)}." if vocabulary else None
+        text, sure = self._pass(samples, hotwords)
+        if vocabulary and _only_vocabulary_repeated(text, vocabulary):
+            text, sure = self._pass(samples, None)
+        return text, sure
+
+    def _pass(self, samples: np.ndarray, hotwords: str | None) -> tuple[str, float]:
         model = self._load()
         self.calls += 1
         segments, _ = model.transcribe(
@@ -132,9 +153,19 @@ class WhisperTranscriber:
             language=self.language,
             condition_on_previous_text=False,
             without_timestamps=True,
+            hotwords=hotwords,
         )
         segments = list(segments)
         text = " ".join(s.text.strip() for s in segments).strip()
         tokens = sum(len(s.tokens) for s in segments)
         sure = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else 0.0
         return text, sure
+
+
+def _only_vocabulary_repeated(text: str, vocabulary: Sequence[str]) -> bool:
+    """``text`` is nothing but vocabulary words, one of them said more than once (Whisper
+    filling a sound it could not place with the words it was told to expect)."""
+    known = {w.lower() for term in vocabulary for w in re.findall(r"[\w']+", term)}
+    words = [w.lower() for w in re.findall(r"[\w']+", text)]
+    counts = Counter(words)
+    return bool(words) and set(words) <= known and max(counts.values()) > 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -46,7 +46,11 @@ class EarServices(Protocol):
     detector: TurnDetector
     policy: EndOfTurnPolicy
 
-    def transcribe(self, samples: np.ndarray) -> tuple[str, float]: ...
+    def transcribe(
+        self, samples: np.ndarray, vocabulary: Sequence[str] = ()
+    ) -> tuple[str, float]: ...
+
+    def vocabulary(self) -> tuple[str, ...]: ...
 
     def floor(self, room_key: str) -> VoiceFloor: ...
 
@@ -163,6 +167,10 @@ class RuntimeEar:
             held, held_text = None, None
             spec.clear()
 
+        # a turn's words are heard expecting the personas' names; a burst over a persona's
+        # speech is not (told names, Whisper may hear one in an "mm-hm")
+        names = s.vocabulary()
+
         async with anyio.create_task_group() as tg:
 
             async def speculate(audio: np.ndarray, ticket: object) -> None:
@@ -171,7 +179,7 @@ class RuntimeEar:
                     text: str | None = None
                     if not s.hears_audio:
                         text, _ = await anyio.to_thread.run_sync(
-                            s.transcribe, audio, abandon_on_cancel=True
+                            s.transcribe, audio, names, abandon_on_cancel=True
                         )
                     verdict = await anyio.to_thread.run_sync(
                         s.detector.finished, audio, text, abandon_on_cancel=True
@@ -292,7 +300,7 @@ class RuntimeEar:
                 text = spec.get("text")  # type: ignore[assignment]
             else:
                 calls += 1
-                text, _ = await anyio.to_thread.run_sync(s.transcribe, audio)
+                text, _ = await anyio.to_thread.run_sync(s.transcribe, audio, s.vocabulary())
         turn: TurnHandle | None = None
         preempted = False
         if held is not None and held_text == text:

@@ -9,9 +9,10 @@ ears hosts ask for. Hosts reach it only through ``services.ear`` and ``open_audi
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import anyio
@@ -110,15 +111,24 @@ class VoiceService:
                 transcriber.calls = calls - 1  # type: ignore[attr-defined]
             self._warm = True
 
-    def transcribe(self, samples: np.ndarray) -> tuple[str, float]:
+    def transcribe(self, samples: np.ndarray, vocabulary: Sequence[str] = ()) -> tuple[str, float]:
+        """One speech-to-text pass; ``vocabulary`` reaches transcribers that take it (the
+        packaged Whisper does: :meth:`WhisperTranscriber.transcribe_scored`)."""
         transcriber = self.runtime.bridge.transcriber
         if transcriber is None:
             return "", 0.0
         self.stt_calls += 1
         scored = getattr(transcriber, "transcribe_scored", None)
         if scored is not None:
+            if vocabulary and "vocabulary" in inspect.signature(scored).parameters:
+                return scored(samples, vocabulary=vocabulary)  # type: ignore[no-any-return]
             return scored(samples)  # type: ignore[no-any-return]
         return transcriber.transcribe(samples), 0.0  # type: ignore[arg-type]
+
+    def vocabulary(self) -> tuple[str, ...]:
+        """The words an ear's speech-to-text is told to expect: the personas' names, so a
+        person who names one is heard naming it."""
+        return tuple(dict.fromkeys(p.name for p in self.runtime.personas))
 
     def engine(self, name: str) -> tuple[TTSEngine, threading.Lock]:
         """The TTS engine ``name``, built once per runtime, with the lock its synthesis
