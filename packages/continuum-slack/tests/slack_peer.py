@@ -11,6 +11,7 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -51,8 +52,10 @@ class SlackPeer:
         self.file_gets: list[tuple[str, str | None]] = []  # (file id, token)
         self.uploads: dict[str, bytes] = {}  # file id -> bytes a persona sent
         # method -> an event its answers wait for (recorded at once, answered when set):
-        # a far side that stalls, so a test can act while a call is in flight
+        # a far side that stalls, so a test can act while a call is in flight; hold_if
+        # picks which calls of a method wait (all, by default)
         self.hold: dict[str, asyncio.Event] = {}
+        self.hold_if: dict[str, Callable[[dict[str, Any]], bool]] = {}
         self._ts = itertools.count(1)
         self._socket: web.WebSocketResponse | None = None
         self._socket_ready = asyncio.Event()
@@ -102,7 +105,7 @@ class SlackPeer:
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") or args.get("token")
         self.calls.append(Call(method, args, token))
-        if method in self.hold:
+        if method in self.hold and self.hold_if.get(method, lambda _: True)(args):
             await self.hold[method].wait()
         failures = self.fail.get(method)
         if failures:

@@ -2,8 +2,9 @@
 message is answered once more and completely, every stream a crash left open is stopped,
 an explicit "remember" is one journal entry, and the persona's inbox holds the message
 once (hardening, second pass: item 7). The far side is the local Slack peer; it stalls on
-the first append of a cut reply, so each kill lands mid-stream on any machine, and a
-server a failed run leaves behind is killed, never waited on."""
+what a cut reply sends after its start, so each kill lands mid-stream on any machine and
+for any reply the model samples, and a server a failed run leaves behind is killed, never
+waited on."""
 
 from __future__ import annotations
 
@@ -56,31 +57,36 @@ async def test_sigkill_mid_reply_twice_then_restart(tmp_path, peer):
         port = s.getsockname()[1]
     path = config(tmp_path, peer.url, port)
     env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET}
-    cmd = [sys.executable, "-m", "continuum", "serve", "--config", str(path)]
+    cmd = [sys.executable, "-m", "continuum", "--verbose", "serve", "--config", str(path)]
     text = "Maya, please remember that my locker code is 4417. And tell me all about caches."
     event = {"type": "message", "channel": "C1", "channel_type": "channel", "user": "U1",
              "text": text, "ts": "1700000000.000001"}  # fmt: skip
     url = f"http://127.0.0.1:{port}/slack/events"
 
     def streaming(n: int) -> bool:
-        """The n-th reply (1-based) has started and streamed at least one append."""
+        """The n-th reply (1-based) has started and sent more (an append or, for a short
+        reply, its stop): Slack holds that call, so the reply is mid-stream."""
         starts = peer.of("chat.startStream")
         if len(starts) < n:
             return False
         ts = starts[n - 1].result["ts"]
-        return any(c.args.get("ts") == ts for c in peer.of("chat.appendStream"))
+        more = peer.of("chat.appendStream") + peer.of("chat.stopStream")
+        return any(c.args.get("ts") == ts for c in more)
 
     def finished(n: int) -> bool:
         starts = peer.of("chat.startStream")
         stopped = {c.args["ts"] for c in peer.of("chat.stopStream")}
         return len(starts) >= n and {c.result["ts"] for c in starts} <= stopped
 
-    # Slack stalls on the first append of each cut reply, so the kill lands mid-stream
-    # however fast this machine writes the reply; the restart gets a prompt far side
-    peer.hold["chat.appendStream"] = asyncio.Event()
+    # Slack stalls on what a cut reply sends after its start (an append, or the stop of a
+    # reply the model kept short), so each kill lands mid-stream however long the sampled
+    # reply is; the third run gets a prompt far side
+    stall = asyncio.Event()
+    peer.hold.update({"chat.appendStream": stall, "chat.stopStream": stall})
+    peer.hold_if["chat.stopStream"] = lambda args: "interrupted" not in str(args)  # a restart's
     for run in (1, 2, 3):
         if run == 3:
-            peer.hold["chat.appendStream"].set()
+            stall.set()
         # the server's output goes to a file: a pipe nobody reads fills and stalls it
         log = tmp_path / f"serve-{run}.log"
         with log.open("wb") as out:
