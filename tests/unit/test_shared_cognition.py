@@ -602,3 +602,17 @@ async def test_rooms_sharing_a_store_share_one_persona_state(tmp_path):
     assert rooms[1].state("juno").reputation.contributions == 2
     store.flush()
     assert PersonaStateStore(tmp_path).load("juno").reputation.contributions == 2
+
+
+async def test_a_lone_render_in_a_gate_room_is_the_personas_own_turn():
+    """The gate alone decided (a voice room): no analysis repeats the message, no
+    instruction follows it, so the render's prompt is the persona's own turn — what its
+    warm slot was kept up to date for, all but the message itself."""
+    script = Script()
+    room = make_room(script, deliberation="gate")
+    replies = await room.handle(envelope("password attack?"))
+    assert [r.persona_id for r in replies] == ["juno"] and not script.of("analysis")
+    (render,) = script.of("render", "juno")
+    assert "Shared analysis" not in render.prompt and "Now reply as" not in render.prompt
+    upto = next(i for i, m in enumerate(room.history) if m.text == "password attack?")
+    assert render.prompt == room.compose(JUNO, upto, room.turn_recipe).prompt

@@ -49,6 +49,13 @@ class SharedAnalysis(BaseModel):
     deeper: tuple[str, ...] = ()  # follow-up analyses personas asked for (requestDeeperAnalysis)
     parsed: bool = True  # False: the model's JSON did not validate; fields are a fallback
 
+    @property
+    def adds_nothing(self) -> bool:
+        """Nothing beyond what was said (the gate alone decided, or the analysis failed):
+        rendered, it would only repeat the message the prompt already holds."""
+        return not (self.key_concepts or self.relevant_context or self.suggested_angles
+                    or self.deeper)  # fmt: skip
+
     def render(self) -> str:
         """The analysis as the personas see it in their prompt."""
         lines = [f"Shared analysis of the new message: {self.said}".rstrip()]

@@ -631,8 +631,15 @@ class SharedCognition:
         if in_flight is not None and all(m.author.id != in_flight.author.id for m in build_on):
             build_on = (in_flight, *build_on)
         think = d.escalate or d.think_budget > 0
+        # an analysis that adds nothing to the message (the gate alone decided: a voice
+        # room) is left out, and a persona answering alone renders its own turn, as if
+        # named: its warm slot holds everything before the message (kept warm after each
+        # turn), so it evaluates the message alone, not ~50 tokens more that repeat it
+        plain = analysis.adds_nothing and not (think or build_on or d.disagree)
         if think:
             instruction = THINK_INSTRUCTION.format(name=persona.name)
+        elif plain:
+            instruction = ""
         else:
             instruction = render_instruction(persona, bool(build_on), d.disagree)
         extra_tokens = policy.analysis_max_tokens if d.escalate else d.think_budget
@@ -640,7 +647,7 @@ class SharedCognition:
             persona,
             upto,
             room.shared_recipe,
-            analysis="" if d.escalate else analysis.render(),
+            analysis="" if d.escalate or analysis.adds_nothing else analysis.render(),
             build_on=build_on,
             instruction=instruction,
         )
