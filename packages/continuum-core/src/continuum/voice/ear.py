@@ -167,10 +167,6 @@ class RuntimeEar:
             held, held_text = None, None
             spec.clear()
 
-        # a turn's words are heard expecting the personas' names; a burst over a persona's
-        # speech is not (told names, Whisper may hear one in an "mm-hm")
-        names = s.vocabulary()
-
         async with anyio.create_task_group() as tg:
 
             async def speculate(audio: np.ndarray, ticket: object) -> None:
@@ -179,7 +175,7 @@ class RuntimeEar:
                     text: str | None = None
                     if not s.hears_audio:
                         text, _ = await anyio.to_thread.run_sync(
-                            s.transcribe, audio, names, abandon_on_cancel=True
+                            s.transcribe, audio, s.vocabulary(), abandon_on_cancel=True
                         )
                     verdict = await anyio.to_thread.run_sync(
                         s.detector.finished, audio, text, abandon_on_cancel=True
@@ -229,8 +225,8 @@ class RuntimeEar:
                 if barged and silence_ms >= p.burst_end_ms:  # a short burst: what was it?
                     burst = np.concatenate(kept[onset_index:])
                     said, sure = "", 0.0
-                    if not s.hears_audio:
-                        calls += 1
+                    if not s.hears_audio:  # heard plain: told the personas' names,
+                        calls += 1  # Whisper may hear one in an "mm-hm"
                         said, sure = await anyio.to_thread.run_sync(s.transcribe, burst)
                     barged = False
                     if is_backchannel(said) or sure <= p.unsure_logprob:
